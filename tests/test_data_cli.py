@@ -1,0 +1,118 @@
+"""`python -m tuner.data` as a user runs it, and its argument checks in-process.
+
+Each subprocess pays seconds of torch import time, so the few of them start together in one fixture.
+"""
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.layouts import FakeLayout, make_bird, make_indoor
+from tuner.cli import run_cli
+from tuner.data import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(frozen=True)
+class CliRuns:
+    bird: FakeLayout
+    indoor: FakeLayout
+    missing_image: Path
+    runs: dict[str, CliRun]
+
+
+def run_data_cli_in_parallel(argvs: dict[str, list[str]]) -> dict[str, CliRun]:
+    processes = {
+        key: subprocess.Popen([sys.executable, "-m", "tuner.data", *argv], cwd=REPO, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for key, argv in argvs.items()
+    }
+    runs = {}
+    for key, process in processes.items():
+        stdout, stderr = process.communicate(timeout=120)
+        runs[key] = CliRun(process.returncode, stdout, stderr)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> CliRuns:
+    bird = make_bird(tmp_path_factory.mktemp("bird"))
+    indoor = make_indoor(tmp_path_factory.mktemp("indoor"))
+    broken = make_indoor(tmp_path_factory.mktemp("broken"))
+    missing_image = sorted(broken.known)[-1]
+    missing_image.unlink()
+    runs = run_data_cli_in_parallel({
+        "bird": ["--dataset", "bird", "--data-root", str(bird.root)],
+        "indoor_half": ["--dataset", "indoor", "--data-root", str(indoor.root), "--fraction", "0.5", "--seed", "1"],
+        "broken": ["--dataset", "indoor", "--data-root", str(broken.root)],
+        "unknown": ["--dataset", "cars"],
+    })
+    return CliRuns(bird, indoor, missing_image, runs)
+
+
+def one_error_line(run: CliRun) -> str:
+    assert run.returncode != 0
+    assert run.stdout == ""
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_prints_the_counts_as_one_json_line(cli: CliRuns) -> None:
+    run = cli.runs["bird"]
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("\n") == 1
+    assert json.loads(run.stdout) == {
+        "dataset": "bird", "classes": 3, "train": cli.bird.train_count, "test": cli.bird.test_count,
+    }
+
+
+def test_fraction_subsamples_each_class_of_the_train_split(cli: CliRuns) -> None:
+    run = cli.runs["indoor_half"]
+    assert run.returncode == 0, run.stderr
+    kept = sum(max(1, round(0.5 * count)) for count in cli.indoor.train_per_class)
+    assert kept < cli.indoor.train_count
+    assert json.loads(run.stdout) == {"dataset": "indoor", "classes": 3, "train": kept, "test": cli.indoor.test_count}
+
+
+def test_a_broken_layout_names_the_missing_file(cli: CliRuns) -> None:
+    assert str(cli.missing_image) in one_error_line(cli.runs["broken"])
+
+
+def test_an_unknown_dataset_is_named(cli: CliRuns) -> None:
+    assert "'cars'" in one_error_line(cli.runs["unknown"])
+
+
+def in_process_error_line(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as exited:
+        run_cli(main, list(argv))
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    return one_error_line(CliRun(exited.value.code, captured.out, captured.err))
+
+
+def test_a_paper_dataset_needs_a_data_root(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--data-root" in in_process_error_line(capsys, "--dataset", "dog")
+
+
+def test_bad_fractions_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    make_bird(tmp_path)
+    too_big = in_process_error_line(capsys, "--dataset", "bird", "--data-root", str(tmp_path), "--fraction", "1.5")
+    assert "1.5" in too_big
+    assert "--fraction" in in_process_error_line(capsys, "--dataset", "bird", "--fraction", "half")
+
+
+def test_the_dataset_flag_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--dataset" in in_process_error_line(capsys)

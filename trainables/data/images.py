@@ -1,0 +1,38 @@
+"""Image files as a torch Dataset, and the paper's train/test transforms (pixels stay in [0, 1])."""
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from trainables.errors import UserError
+
+Transform = Callable[[Image.Image], torch.Tensor]
+
+
+class ImageListDataset(Dataset):
+    def __init__(self, items: Sequence[tuple[Path, int]], transform: Transform):
+        self.items = items
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.items[index]
+        try:
+            with Image.open(path) as image:
+                rgb = image.convert("RGB")
+        except OSError as error:
+            raise UserError(f"cannot read image {path}: {error}") from error
+        return self.transform(rgb), label
+
+
+def paper_transforms(image_size: int = 224, resize_size: int = 256) -> tuple[Transform, Transform]:
+    """(train, test) transforms; ImageNet normalisation lives inside the model so attacks work in pixel space."""
+    to_unit_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+    train = v2.Compose([v2.RandomResizedCrop(image_size), v2.RandomHorizontalFlip(), *to_unit_tensor])
+    test = v2.Compose([v2.Resize(resize_size), v2.CenterCrop(image_size), *to_unit_tensor])
+    return train, test

@@ -1,0 +1,35 @@
+"""Build a TransferNet for a task, with its backbone taken from pretrained weights when given."""
+from trainables.errors import UserError
+from trainables.models.backbones import TransferNet, build_body
+from trainables.models.weights import Pretrained
+
+
+def build_network(arch: str, num_classes: int, pretrained: Pretrained | None = None) -> TransferNet:
+    """`arch` with a fresh `num_classes` head; the backbone is theta0 when `pretrained` is given."""
+    body, layout = build_body(arch, num_classes)
+    network = TransferNet(body, layout)
+    if pretrained is not None:
+        load_backbone(network, pretrained)
+    return network
+
+
+def load_backbone(network: TransferNet, pretrained: Pretrained) -> None:
+    """Every backbone tensor from `pretrained`; its classifier head is the source task's, so it is dropped."""
+    head_prefix = network.layout.head + "."
+    backbone_state = {name: t for name, t in pretrained.state.items() if not name.startswith(head_prefix)}
+    try:
+        missing, unexpected = network.body.load_state_dict(backbone_state, strict=False)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[-1].strip()
+        raise UserError(f"pretrained weights {pretrained.origin} do not fit this arch: {first_line}") from None
+    missing = [name for name in missing if not name.startswith(head_prefix)]
+    if missing or unexpected:
+        name = (missing or unexpected)[0]
+        kind = "lack" if missing else "have an unexpected"
+        raise UserError(f"pretrained weights {pretrained.origin} {kind} tensor {name!r} for this arch")
+
+
+def build_teacher(arch: str, num_classes: int, pretrained: Pretrained) -> TransferNet:
+    """The pretrained model as distillation target: frozen, in evaluation mode, never with dropout."""
+    teacher = build_network(arch, num_classes, pretrained)
+    return teacher.eval().requires_grad_(False)

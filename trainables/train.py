@@ -1,0 +1,212 @@
+"""The one training loop every transfer method runs; its MethodSpec decides init, what trains, the
+regulariser, spatial dropout, SWA and adversarial examples.
+
+Iteration-based like the paper: SGD, cosine LR per iteration over `iters`, then (with SWA) `swa_iters` at a
+constant LR with a snapshot averaged every `swa_every` iterations and BatchNorm statistics recomputed on the
+training data. Batch k is a function of (seed, k) and every random draw comes from the checkpointed torch
+RNG, so a run resumed from a checkpoint continues exactly as if never stopped (with num_workers=0).
+"""
+import math
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR
+from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from trainables.advertorch_compat import LinfPGDAttack
+from trainables.config import TrialConfig
+from trainables.data.registry import TransferData
+from trainables.evaluation import clean_accuracy
+from trainables.methods import get_method
+from trainables.models.backbones import TransferNet
+from trainables.models.network import build_network, build_teacher
+from trainables.models.weights import Pretrained
+from trainables.regularizers import feature_distillation, head_penalty, l2sp_penalty
+
+
+class IterationBatches(Sampler[list[int]]):
+    """Batches for iterations [start, stop): a fresh seeded permutation per epoch, so batch k depends only
+    on (seed, k) and a resumed run sees exactly the batches an uninterrupted one would."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, start: int, stop: int):
+        self.size, self.batch_size, self.seed, self.start, self.stop = size, min(batch_size, size), seed, start, stop
+        self.per_epoch = size // self.batch_size
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, order = -1, torch.empty(0, dtype=torch.long)
+        for iteration in range(self.start, self.stop):
+            batch_epoch, position = divmod(iteration, self.per_epoch)
+            if batch_epoch != epoch:
+                epoch = batch_epoch
+                order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            yield order[position * self.batch_size:(position + 1) * self.batch_size].tolist()
+
+
+class TransferRun:
+    """One trial's model, optimiser and schedule state, trained in place and checkpointable at any report."""
+
+    def __init__(self, config: TrialConfig, data: TransferData, pretrained: Pretrained | None,
+                 device: str | torch.device = "cpu"):
+        self.config, self.spec, self.data = config, get_method(config.method), data
+        self.device = torch.device(device)
+        if self.spec.needs_pretrained and pretrained is None:
+            raise ValueError(f"method {config.method} needs pretrained weights")
+        torch.manual_seed(config.seed)
+        self.student = build_network(config.arch, data.num_classes, pretrained if self.spec.init == "pretrained" else None)
+        if self.spec.init == "random":
+            self.student.reset_parameters()
+        if config.dropout:
+            self.student.enable_spatial_dropout(config.dropout_p)
+        self.student.to(self.device)
+        self.teacher = build_teacher(config.arch, data.num_classes, pretrained).to(self.device) if self.spec.needs_teacher else None
+        self.theta0 = {name: p.detach().clone() for name, p in self.student.backbone_parameters().items()} \
+            if self.spec.regularizer == "l2sp" else None
+        self.optimizer = self._optimizer()
+        self.schedule = CosineAnnealingLR(self.optimizer, T_max=config.iters)
+        self.averaged = AveragedModel(self.student) if config.swa else None
+        self.swa_schedule: SWALR | None = None  # created when the SWA stage starts: it takes over the LR
+        self.attack = LinfPGDAttack(
+            self.student, loss_fn=nn.CrossEntropyLoss(reduction="sum"), eps=config.adv_eps,
+            nb_iter=config.adv_steps, eps_iter=config.adv_step, rand_init=True, clip_min=0.0, clip_max=1.0,
+        ) if self.spec.adversarial else None
+        self.iteration = 0
+        self._window = {"loss": 0.0, "cross_entropy": 0.0, "feature_loss": 0.0, "steps": 0}
+        self._bn_updated_at = -1
+
+    @property
+    def total_iters(self) -> int:
+        return self.config.total_iters
+
+    @property
+    def in_swa_stage(self) -> bool:
+        return self.config.swa and self.iteration >= self.config.iters
+
+    def reports(self) -> Iterator[dict]:
+        """Train to the end; yield metrics every `eval_every` iterations and at the end of each stage."""
+        batches = iter(self._loader(self.data.train, IterationBatches(
+            len(self.data.train), self.config.batch_size, self.config.seed, self.iteration, self.total_iters)))
+        while self.iteration < self.total_iters:
+            images, labels = next(batches)
+            self.step(images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True))
+            if self.iteration % self.config.eval_every == 0 or self.iteration in (self.config.iters, self.total_iters):
+                yield self.report()
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if self.in_swa_stage and self.swa_schedule is None:
+            self._start_swa_stage()
+        if self.attack is not None:
+            images, labels = self._with_adversarial(images, labels)
+        self.student.train(self.spec.trains == "all")  # a frozen backbone keeps its BatchNorm statistics
+        logits, stages, _ = self.student.forward_features(images)
+        cross_entropy = F.cross_entropy(logits, labels)
+        loss = cross_entropy + head_penalty(self.student.head, self.config.head_beta)
+        feature_loss = torch.zeros(())
+        if self.teacher is not None:
+            with torch.no_grad():
+                _, teacher_stages, _ = self.teacher.forward_features(images)
+            feature_loss = feature_distillation(stages, teacher_stages)
+            loss = loss + self.config.lambda_feat * feature_loss
+        if self.theta0 is not None:
+            loss = loss + self.config.lambda_l2sp * l2sp_penalty(self.student.backbone_parameters(), self.theta0)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iteration += 1
+        if self.swa_schedule is not None:
+            self.swa_schedule.step()
+            if (self.iteration - self.config.iters) % self.config.swa_every == 0:
+                self.averaged.update_parameters(self.student)
+        else:
+            self.schedule.step()
+        for key, value in (("loss", loss), ("cross_entropy", cross_entropy), ("feature_loss", feature_loss)):
+            self._window[key] += float(value.detach())
+        self._window["steps"] += 1
+
+    def evaluation_model(self) -> TransferNet:
+        """What this run stands for now: the SWA average (BatchNorm recomputed) once it has a snapshot."""
+        if self.averaged is None or self.averaged.n_averaged.item() == 0:
+            return self.student
+        if self._bn_updated_at != self.iteration:
+            loader = self._loader(self.data.train, batch_size=self.config.batch_size, shuffle=False)
+            update_bn(loader, self.averaged, device=self.device)
+            self._bn_updated_at = self.iteration
+        return self.averaged.module
+
+    def report(self) -> dict:
+        steps = max(self._window["steps"], 1)
+        metrics = {
+            "iteration": self.iteration,
+            "total_iters": self.total_iters,
+            "stage": "swa" if self.config.swa and self.iteration > self.config.iters else "main",
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": self._window["loss"] / steps,
+            "cross_entropy": self._window["cross_entropy"] / steps,
+            "feature_loss": self._window["feature_loss"] / steps if self.teacher is not None else math.nan,
+            "clean_acc": clean_accuracy(self.evaluation_model(), self.data.test, self.device),
+        }
+        self._window = {"loss": 0.0, "cross_entropy": 0.0, "feature_loss": 0.0, "steps": 0}
+        return metrics
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly, plus `model`: the evaluation model's weights."""
+        return {
+            "config": asdict(self.config),
+            "iteration": self.iteration,
+            "model": self.evaluation_model().state_dict(),
+            "student": self.student.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "averaged": self.averaged.state_dict() if self.averaged is not None else None,
+            "bn_updated_at": self._bn_updated_at,
+            "window": dict(self._window),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.iteration = state["iteration"]
+        self.student.load_state_dict(state["student"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(state["averaged"])
+        if self.in_swa_stage:
+            self._start_swa_stage()  # constant LR: the scheduler has no state worth restoring
+        self._bn_updated_at = state["bn_updated_at"]
+        self._window = dict(state["window"])
+        torch.set_rng_state(state["rng_cpu"].cpu())
+        if state["rng_cuda"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
+
+    def _optimizer(self) -> torch.optim.SGD:
+        backbone = list(self.student.backbone_parameters().values())
+        if self.spec.trains == "head":
+            for parameter in backbone:
+                parameter.requires_grad_(False)
+            backbone = []
+        # The head is regularised by head_penalty, so SGD's weight decay covers the backbone only.
+        groups = [{"params": list(self.student.head.parameters()), "weight_decay": 0.0}]
+        if backbone:
+            groups.append({"params": backbone, "weight_decay": self.config.weight_decay})
+        return torch.optim.SGD(groups, lr=self.config.lr, momentum=self.config.momentum)
+
+    def _start_swa_stage(self) -> None:
+        self.swa_schedule = SWALR(self.optimizer, swa_lr=self.config.swa_lr, anneal_epochs=0)
+
+    def _with_adversarial(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clean + PGD examples crafted on the current student (white-box, the standard adversarial training)."""
+        self.student.eval()
+        adversarial = self.attack.perturb(images, labels)
+        return torch.cat([images, adversarial]), torch.cat([labels, labels])
+
+    def _loader(self, dataset: Dataset, batch_sampler: Sampler | None = None, **options) -> DataLoader:
+        # Its own generator: creating a loader must not draw from the global RNG that checkpoints restore.
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=self.config.num_workers,
+                          pin_memory=self.device.type == "cuda", generator=torch.Generator(), **options)

@@ -1,0 +1,1 @@
+"""Orchestration: command-line entry points, sweeps, the final attack stage and reports."""
