@@ -44,6 +44,13 @@ def test_the_archive_top_folder_is_accepted(name: str, tmp_path: Path) -> None:
     assert len(split.train) == layout.train_count
 
 
+def test_bird_accepts_the_cub_folder_itself(tmp_path: Path) -> None:
+    layout = make_bird(tmp_path)
+    split = load_paper_split("bird", tmp_path / "CUB_200_2011")
+    assert split.classes == layout.classes
+    assert len(split.train) == layout.train_count
+
+
 @pytest.mark.parametrize("name", PAPER_DATASETS)
 def test_a_missing_image_is_named(name: str, tmp_path: Path) -> None:
     layout = MAKERS[name](tmp_path)

@@ -162,3 +162,20 @@ def _validate(config: TrialConfig) -> None:
         raise UserError(f"config dropout_p={config.dropout_p!r} must be in [0, 1)")
     if config.dataset not in EMBEDDED_DATASETS and not config.data_root:
         raise UserError(f"dataset {config.dataset!r} needs data_root (--data-root): where its archive was unpacked")
+
+
+ITERATION_KEYS = ("swa_iters", "swa_every", "eval_every")
+
+
+def with_iteration_budget(user: dict[str, Any], iters: int) -> dict[str, Any]:
+    """`user` with the main stage set to `iters` iterations and every other iteration count (SWA length and
+    interval, evaluation interval) scaled by the same factor, so a short demo keeps the method's shape."""
+    if iters <= 0:
+        raise UserError(f"--iters {iters} must be > 0")
+    defaults = method_defaults(user["method"], user.get("dataset", TrialConfig.dataset))
+    factor = iters / user.get("iters", defaults["iters"])
+    scaled = {"iters": iters}
+    for key in ITERATION_KEYS:
+        base = user.get(key, defaults.get(key, getattr(TrialConfig, key)))
+        scaled[key] = max(1, round(base * factor))
+    return user | scaled

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 DIGITS_IMAGE_SIZE = 32
 DIGITS_TEST_SHARE = 0.3
@@ -24,6 +22,10 @@ class TensorSplit:
 
 
 def digits_split() -> TensorSplit:
+    # scikit-learn is imported here, not at module level: it adds a second to every CLI start-up.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     pixels = torch.from_numpy(digits.images).float().div(16.0).unsqueeze(1)
     images = F.interpolate(pixels, size=DIGITS_IMAGE_SIZE, mode="bilinear", align_corners=False)

@@ -119,8 +119,7 @@ def _read_dog(root: Path) -> tuple[list[str], Items, Items]:
     return classes, items["train"], items["test"]
 
 
-def _read_bird(root: Path) -> tuple[list[str], Items, Items]:
-    cub = root / "CUB_200_2011"
+def _read_bird(cub: Path) -> tuple[list[str], Items, Items]:
     classes_path = cub / "classes.txt"
     class_rows = _read_pairs(classes_path)
     if [_parse_int(class_id, classes_path) for class_id, _ in class_rows] != list(range(1, len(class_rows) + 1)):
@@ -210,7 +209,7 @@ _LAYOUTS = {
     "dog": _Layout("Stanford Dogs: Images/<wnid>-<name>/*.jpg, train_list.mat, test_list.mat",
                    "train_list.mat", _read_dog),
     "bird": _Layout("CUB-200-2011: CUB_200_2011/ holding images.txt, image_class_labels.txt, "
-                    "train_test_split.txt, classes.txt, images/", "CUB_200_2011/images.txt", _read_bird),
+                    "train_test_split.txt, classes.txt, images/", "images.txt", _read_bird),
     "action": _Layout("Stanford 40 Actions: JPEGImages/, ImageSplits/actions.txt, "
                       "ImageSplits/<action>_train.txt, ImageSplits/<action>_test.txt",
                       "ImageSplits/actions.txt", _read_action),
@@ -221,16 +220,18 @@ _LAYOUTS = {
 }
 
 
-def _layout_root(data_root: Path, marker: str) -> Path:
-    """The data root itself, or its one sub-folder holding the layout (an archive's top folder)."""
-    if (data_root / marker).exists():
-        return data_root
-    try:
-        holders = [folder for folder in data_root.iterdir() if folder.is_dir() and (folder / marker).exists()]
-    except OSError as error:
-        raise _BadLayout(f"cannot list {data_root}: {error}") from error
-    if len(holders) == 1:
-        return holders[0]
+def _layout_root(data_root: Path, marker: str, depth: int = 2) -> Path:
+    """The data root itself, or the one folder up to `depth` levels below it holding the layout (an
+    archive's top folder, e.g. the folder holding CUB_200_2011/ or CUB_200_2011/ itself)."""
+    level = [data_root]
+    for _ in range(depth + 1):
+        holders = [folder for folder in level if (folder / marker).exists()]
+        if len(holders) == 1:
+            return holders[0]
+        try:
+            level = [child for folder in level for child in sorted(folder.iterdir()) if child.is_dir()]
+        except OSError as error:
+            raise _BadLayout(f"cannot list {error.filename}: {error.strerror}") from error
     raise _MissingLayoutPath(data_root / marker)
 
 

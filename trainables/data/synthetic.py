@@ -21,6 +21,7 @@ CHUNK_SIZE = 2048  # images rendered at once; bounds memory without changing the
 _RING_INNER_RADIUS = 0.55
 _CROSS_HALF_WIDTH = 0.3
 _SQUARE_HALF_SIDE = 0.8
+_TRIANGLE_CIRCUMRADIUS = 1.15  # a triangle inscribed in the unit disc would look much smaller than the rest
 _SQRT3 = np.sqrt(3.0)
 
 
@@ -109,7 +110,7 @@ def _shape_masks(params: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarr
     cos = np.cos(params["rotation"])[:, None, None]
     sin = np.sin(params["rotation"])[:, None, None]
     radius = params["radius"][:, None, None]
-    # Shape-local coordinates in which every shape fits the unit disc.
+    # Shape-local coordinates in which every shape spans about the unit disc.
     u = (cos * dx + sin * dy) / radius
     v = (cos * dy - sin * dx) / radius
     masks = np.stack([_disc(u, v), _square(u, v), _triangle(u, v), _cross(u, v), _ring(u, v)])
@@ -125,8 +126,8 @@ def _square(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _triangle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Equilateral triangle inscribed in the unit circle, apex at v = 1."""
-    return (v >= -0.5) & (v <= 1.0 - _SQRT3 * np.abs(u))
+    """Equilateral triangle centred on the origin, apex pointing along +v."""
+    return (v >= -0.5 * _TRIANGLE_CIRCUMRADIUS) & (v <= _TRIANGLE_CIRCUMRADIUS - _SQRT3 * np.abs(u))
 
 
 def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -1,0 +1,41 @@
+"""The Ray Tune function trainable: one trial of one transfer method, built from its config dict.
+
+Reports every `eval_every` iterations (iteration, train_loss, feature_loss, clean_acc, ...) with a
+checkpoint it resumes from exactly.
+"""
+import tempfile
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+from trainables.checkpoint import load_checkpoint, save_checkpoint
+from trainables.config import resolve_config
+from trainables.trial import prepare_run
+
+
+def trial_device() -> torch.device:
+    """CUDA only when Ray gave this trial a GPU: with 0 GPUs Ray leaves CUDA_VISIBLE_DEVICES unset, so
+    torch.cuda.is_available() alone would put CPU trials on a GPU they were not given."""
+    if ray.get_gpu_ids() and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def trial_cpus() -> int:
+    return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+
+
+def transfer_trainable(config: dict) -> None:
+    torch.set_num_threads(trial_cpus())
+    device = trial_device()
+    run = prepare_run(resolve_config(config), device)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            run.load_state_dict(load_checkpoint(Path(directory), device))
+    for metrics in run.reports():
+        with tempfile.TemporaryDirectory() as directory:
+            save_checkpoint(run.state_dict(), Path(directory))
+            tune.report({**metrics, "device": device.type}, checkpoint=tune.Checkpoint.from_directory(directory))
