@@ -3,6 +3,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from trainables.data import synthetic
 from trainables.data.synthetic import NUM_CLASSES, SHAPES, TEXTURES, generate_shapes
@@ -103,7 +104,9 @@ def test_a_linear_model_learns_both_shape_and_texture():
     test_images, test_labels = generate_shapes(1000, seed=1)
     scaler = StandardScaler().fit(_translation_invariant_features(train_images))
     model = LogisticRegression(max_iter=500, C=0.01)
-    model.fit(scaler.transform(_translation_invariant_features(train_images)), train_labels.numpy())
+    # Multi-threaded BLAS on this small problem is several times slower on a busy machine.
+    with threadpool_limits(limits=1):
+        model.fit(scaler.transform(_translation_invariant_features(train_images)), train_labels.numpy())
     predicted = model.predict(scaler.transform(_translation_invariant_features(test_images)))
     truth = test_labels.numpy()
     texture_count = len(TEXTURES)

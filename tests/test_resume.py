@@ -1,0 +1,44 @@
+"""A run resumed from a checkpoint continues exactly like one that was never stopped."""
+import pytest
+
+from tests.conftest import tiny_config
+from trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from trainables.config import resolve_config
+from trainables.trial import prepare_run
+
+
+@pytest.mark.parametrize("method, stop_after_reports", [
+    ("renofeation", 1),  # stopped in the main stage: dropout, teacher, SWA still ahead
+    ("renofeation", 3),  # stopped inside the SWA stage, with snapshots averaged
+    ("delta_adv", 1),  # PGD's random start draws from the checkpointed RNG
+])
+def test_resume_gives_the_same_next_metrics(method, stop_after_reports, tmp_path):
+    config = resolve_config(tiny_config(method, iters=6, swa_iters=6, swa_every=2, eval_every=2))
+    uninterrupted = list(prepare_run(config).reports())
+
+    first = prepare_run(config)
+    reports = first.reports()
+    before = [next(reports) for _ in range(stop_after_reports)]
+    save_checkpoint(first.state_dict(), tmp_path)
+    del first, reports
+
+    resumed = prepare_run(config)
+    resumed.load_state_dict(load_checkpoint(tmp_path))
+    after = list(resumed.reports())
+    assert before + after == uninterrupted
+    assert len(after) >= 1
+
+
+def test_checkpoint_holds_the_evaluation_model_and_loads_weights_only(tmp_path):
+    config = resolve_config(tiny_config("renofeation"))
+    run = prepare_run(config)
+    *_, final = run.reports()
+    save_checkpoint(run.state_dict(), tmp_path)
+    state = load_checkpoint(tmp_path)  # torch.load(weights_only=True) inside
+    assert (tmp_path / CHECKPOINT_FILE).is_file()
+    assert state["iteration"] == config.total_iters == final["iteration"]
+    assert state["config"]["method"] == "renofeation"
+    model = run.evaluation_model()
+    assert model is run.averaged.module
+    assert state["model"].keys() == model.state_dict().keys()
+    assert all((state["model"][k] == v).all() for k, v in model.state_dict().items())

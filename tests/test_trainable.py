@@ -1,0 +1,37 @@
+"""The Ray Tune function trainable under Tuner.fit() on the embedded default."""
+import ray
+import pytest
+from ray import tune
+
+from tests.conftest import tiny_config
+from trainables.checkpoint import load_checkpoint
+from trainables.trainable import transfer_trainable
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_trainable_reports_metrics_and_checkpoints_under_tuner(local_ray, tmp_path):
+    config = tiny_config("renofeation")
+    tuner = tune.Tuner(
+        tune.with_resources(transfer_trainable, {"cpu": 1}),
+        param_space={**config, "seed": tune.grid_search([0, 1])},
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="trainable", verbose=0),
+    )
+    results = tuner.fit()
+    assert results.num_errors == 0 and len(results) == 2
+    for result in results:
+        history = result.metrics_dataframe
+        total = config["iters"] + config["swa_iters"]
+        assert list(history["iteration"]) == [3, 6, 9, 10]  # every eval_every, and at each stage's end
+        for key in ("train_loss", "feature_loss", "clean_acc"):
+            assert history[key].notna().all()
+        assert history["clean_acc"].between(0, 100).all()
+        assert result.metrics["device"] == "cpu" and result.metrics["iteration"] == total
+        with result.checkpoint.as_directory() as directory:
+            state = load_checkpoint(directory)
+        assert state["iteration"] == total and state["config"]["seed"] == result.config["seed"]
