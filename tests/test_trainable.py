@@ -16,7 +16,7 @@ def local_ray():
 
 
 def test_trainable_reports_metrics_and_checkpoints_under_tuner(local_ray, tmp_path):
-    config = tiny_config("renofeation")
+    config = tiny_config("renofeation", checkpoint_every=9)
     tuner = tune.Tuner(
         tune.with_resources(transfer_trainable, {"cpu": 1}),
         param_space={**config, "seed": tune.grid_search([0, 1])},
@@ -32,6 +32,8 @@ def test_trainable_reports_metrics_and_checkpoints_under_tuner(local_ray, tmp_pa
             assert history[key].notna().all()
         assert history["clean_acc"].between(0, 100).all()
         assert result.metrics["device"] == "cpu" and result.metrics["iteration"] == total
+        # checkpoints every checkpoint_every iterations and at the end of each stage
+        assert sorted(metrics["iteration"] for _, metrics in result.best_checkpoints) == [6, 9, 10]
         with result.checkpoint.as_directory() as directory:
             state = load_checkpoint(directory)
         assert state["iteration"] == total and state["config"]["seed"] == result.config["seed"]

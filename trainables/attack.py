@@ -91,3 +91,10 @@ class PenultimateAttack:
         # `targeted=True` makes AdverTorch minimise the loss; the label argument is unused by our loss.
         adversarial = pgd.perturb(inputs, torch.zeros(len(images), dtype=torch.long, device=images.device))
         return self._to_pixels(adversarial).clamp(0.0, 1.0).detach()
+
+
+def uniform_noise(images: torch.Tensor, config: AttackConfig, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The random-noise control: U(-B, B) per pixel at the attack's budget (converted to pixels), in [0, 1]."""
+    budget = config.budget if config.units == "pixels" else config.budget * std.to(images.device)
+    noise = torch.rand(images.shape, generator=generator).to(images.device) * 2 - 1
+    return (images + noise * budget).clamp(0.0, 1.0)

@@ -41,6 +41,7 @@ class TrialConfig:
     adv_step: float = 0.01
     adv_steps: int = 3
     eval_every: int = 1000
+    checkpoint_every: int = 5000  # a report carries a checkpoint this often, and at the end of each stage
     num_workers: int = 4
     cache_dir: str | None = None
     source_images: int = 10_000  # the embedded synthetic source model's recipe
@@ -56,6 +57,7 @@ EMBEDDED_PROFILE: dict[str, Any] = {
     "arch": "resnet18_w32",
     "num_workers": 0,
     "eval_every": 100,
+    "checkpoint_every": 500,
     "adv_eps": 0.1,
     "adv_step": 0.05,
     "swa_iters": 500,
@@ -84,7 +86,7 @@ PAPER_METHOD_VALUES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(TrialConfig))
-_POSITIVE = ("batch_size", "iters", "lr", "swa_iters", "swa_lr", "swa_every", "eval_every", "adv_steps",
+_POSITIVE = ("batch_size", "iters", "lr", "swa_iters", "swa_lr", "swa_every", "eval_every", "checkpoint_every", "adv_steps",
              "source_images", "source_iters")
 _NON_NEGATIVE = ("momentum", "weight_decay", "head_beta", "lambda_feat", "lambda_l2sp", "adv_eps", "adv_step",
                  "num_workers")
@@ -166,12 +168,12 @@ def _validate(config: TrialConfig) -> None:
         raise UserError(f"dataset {config.dataset!r} needs data_root (--data-root): where its archive was unpacked")
 
 
-ITERATION_KEYS = ("swa_iters", "swa_every", "eval_every")
+ITERATION_KEYS = ("swa_iters", "swa_every", "eval_every", "checkpoint_every")
 
 
 def with_iteration_budget(user: dict[str, Any], iters: int) -> dict[str, Any]:
     """`user` with the main stage set to `iters` iterations and every other iteration count (SWA length and
-    interval, evaluation interval) scaled by the same factor, so a short demo keeps the method's shape."""
+    interval, evaluation and checkpoint intervals) scaled by the same factor, so a short demo keeps the method's shape."""
     if iters <= 0:
         raise UserError(f"--iters {iters} must be > 0")
     defaults = method_defaults(user["method"], user.get("dataset", TrialConfig.dataset))

@@ -85,6 +85,12 @@ class TransferRun:
         return self.config.total_iters
 
     @property
+    def checkpoint_due(self) -> bool:
+        """Whether the report just made should carry a checkpoint."""
+        return (self.iteration % self.config.checkpoint_every == 0
+                or self.iteration in (self.config.iters, self.total_iters))
+
+    @property
     def in_swa_stage(self) -> bool:
         return self.config.swa and self.iteration >= self.config.iters
 
@@ -158,6 +164,7 @@ class TransferRun:
         """Everything needed to resume exactly, plus `model`: the evaluation model's weights."""
         return {
             "config": asdict(self.config),
+            "num_classes": self.data.num_classes,
             "iteration": self.iteration,
             "model": self.evaluation_model().state_dict(),
             "student": self.student.state_dict(),

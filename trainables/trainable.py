@@ -1,7 +1,8 @@
 """The Ray Tune function trainable: one trial of one transfer method, built from its config dict.
 
-Reports every `eval_every` iterations (iteration, train_loss, feature_loss, clean_acc, ...) with a
-checkpoint it resumes from exactly.
+Reports every `eval_every` iterations (iteration, train_loss, feature_loss, clean_acc, ...); every
+`checkpoint_every` iterations and at the end of each stage the report carries a checkpoint it resumes
+from exactly.
 """
 import tempfile
 from pathlib import Path
@@ -36,6 +37,10 @@ def transfer_trainable(config: dict) -> None:
         with checkpoint.as_directory() as directory:
             run.load_state_dict(load_checkpoint(Path(directory), device))
     for metrics in run.reports():
+        metrics["device"] = device.type
+        if not run.checkpoint_due:
+            tune.report(metrics)
+            continue
         with tempfile.TemporaryDirectory() as directory:
             save_checkpoint(run.state_dict(), Path(directory))
-            tune.report({**metrics, "device": device.type}, checkpoint=tune.Checkpoint.from_directory(directory))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -11,7 +11,9 @@ from ray import tune
 
 from trainables.config import CONFIG_KEYS, resolve_config, with_iteration_budget
 from trainables.errors import UserError
+from trainables.methods import get_method
 from trainables.trainable import transfer_trainable
+from trainables.trial import pretrained_for
 from tuner.cli import run_cli
 
 
@@ -47,7 +49,9 @@ def trial_config(args: argparse.Namespace) -> dict:
         config[key] = value
     if args.iters is not None:
         config = with_iteration_budget(config, args.iters)
-    resolve_config(config)  # fail here, in one line, before Ray starts
+    resolved = resolve_config(config)  # fail here, in one line, before Ray starts
+    if get_method(resolved.method).needs_pretrained:
+        pretrained_for(resolved)  # find or pretrain the source model here, where its progress is visible
     return config
 
 
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         tune.with_resources(transfer_trainable, {"cpu": args.cpus, "gpu": args.gpus}),
         param_space=config,
         run_config=tune.RunConfig(name=name, storage_path=args.storage, verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
     )
     result = tuner.fit()[0]
     if result.error:

@@ -1,4 +1,5 @@
 """Image files as a torch Dataset, and the paper's train/test transforms (pixels stay in [0, 1])."""
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,6 +29,13 @@ class ImageListDataset(Dataset):
         except OSError as error:
             raise UserError(f"cannot read image {path}: {error}") from error
         return self.transform(rgb), label
+
+    def fingerprint(self) -> str:
+        """Hash of the listed files (folder/name, label) and the transform, for cache keys."""
+        digest = hashlib.sha256(repr(self.transform).encode())
+        for path, label in self.items:
+            digest.update(f"{Path(path).parent.name}/{Path(path).name}:{label}\n".encode())
+        return digest.hexdigest()[:16]
 
 
 def paper_transforms(image_size: int = 224, resize_size: int = 256) -> tuple[Transform, Transform]:

@@ -26,13 +26,17 @@ SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 1_000, 1_001
 
 @dataclass(frozen=True)
 class TransferData:
-    """A task: datasets yield (CHW float image in [0, 1] pixels, label)."""
+    """A task: datasets yield (CHW float image in [0, 1] pixels, label).
+
+    `train_plain` is the training split with the test transform (no augmentation), for BatchNorm-free
+    measurements such as the feature distance to the pretrained model."""
 
     name: str
     num_classes: int
     train: Dataset
     test: Dataset
     image_size: int
+    train_plain: Dataset
 
 
 def check_dataset_name(name: str) -> None:
@@ -51,21 +55,27 @@ def build_transfer_data(
         augment = v2.RandomCrop(DIGITS_IMAGE_SIZE, padding=2)  # no flips: mirrored digits change meaning
         train = TensorImageDataset(split.train_images, split.train_labels, augment)
         test = TensorImageDataset(split.test_images, split.test_labels)
-        return TransferData(name, 10, _fraction_of(train, split.train_labels.tolist(), fraction, seed), test,
-                            DIGITS_IMAGE_SIZE)
+        plain = TensorImageDataset(split.train_images, split.train_labels)
+        labels = split.train_labels.tolist()
+        return TransferData(name, 10, _fraction_of(train, labels, fraction, seed), test, DIGITS_IMAGE_SIZE,
+                            _fraction_of(plain, labels, fraction, seed))
     if name == "synthetic":
         images, labels = generate_shapes(synthetic_images, SYNTHETIC_TRAIN_SEED, SYNTHETIC_IMAGE_SIZE)
         test_images, test_labels = generate_shapes(SYNTHETIC_TEST_IMAGES, SYNTHETIC_TEST_SEED, SYNTHETIC_IMAGE_SIZE)
         augment = v2.Compose([v2.RandomCrop(SYNTHETIC_IMAGE_SIZE, padding=2), v2.RandomHorizontalFlip()])
         train = TensorImageDataset(images, labels, augment)
+        plain = TensorImageDataset(images, labels)
         return TransferData(name, SYNTHETIC_CLASSES, _fraction_of(train, labels.tolist(), fraction, seed),
-                            TensorImageDataset(test_images, test_labels), SYNTHETIC_IMAGE_SIZE)
+                            TensorImageDataset(test_images, test_labels), SYNTHETIC_IMAGE_SIZE,
+                            _fraction_of(plain, labels.tolist(), fraction, seed))
     split = load_paper_split(name, _required_root(name, data_root))
     train_transform, test_transform = paper_transforms()
     train_labels = [label for _, label in split.train]
     train = ImageListDataset(split.train, train_transform)
+    plain = ImageListDataset(split.train, test_transform)
     return TransferData(name, len(split.classes), _fraction_of(train, train_labels, fraction, seed),
-                        ImageListDataset(split.test, test_transform), 224)
+                        ImageListDataset(split.test, test_transform), 224,
+                        _fraction_of(plain, train_labels, fraction, seed))
 
 
 def dataset_summary(name: str, data_root: str | Path | None = None, fraction: float = 1.0, seed: int = 0) -> dict:

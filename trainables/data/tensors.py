@@ -1,4 +1,5 @@
 """Datasets held in memory as tensors (the embedded default), with per-sample augmentation."""
+import hashlib
 from collections.abc import Callable
 
 import torch
@@ -19,3 +20,10 @@ class TensorImageDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
+
+    def fingerprint(self) -> str:
+        """Content hash of images, labels and transform, for cache keys."""
+        digest = hashlib.sha256(self.images.contiguous().numpy().tobytes())
+        digest.update(self.labels.numpy().tobytes())
+        digest.update(repr(self.transform).encode())
+        return digest.hexdigest()[:16]

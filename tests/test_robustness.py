@@ -1,0 +1,114 @@
+"""The pretrained-model attack, the cached adversarial set, and the robustness metrics."""
+import math
+
+import pytest
+import torch
+
+import trainables.adversarial_set as adversarial_module
+from tests.conftest import tiny_config
+from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
+from trainables.attack import PenultimateAttack, attack_config, feature_objective
+from trainables.config import resolve_config
+from trainables.models.network import build_network
+from trainables.robustness import attack_counts, evaluate_model, feature_distance, weight_distance
+from trainables.trial import prepare_run, pretrained_for
+
+TINY_ATTACK = {"iters": 5}
+
+
+def test_counts_on_hand_made_predictions():
+    labels = torch.tensor([0, 1, 2, 3])
+    counts = attack_counts(labels, clean_predicted=torch.tensor([0, 1, 2, 0]),
+                           adversarial_predicted=torch.tensor([0, 2, 2, 1]))
+    assert (counts.total, counts.clean_correct, counts.adversarial_correct, counts.fooled) == (4, 3, 2, 1)
+    assert counts.clean_acc == 75.0 and counts.adv_acc == 50.0
+    assert counts.asr == pytest.approx(100 / 3)
+
+
+def test_asr_is_nan_when_nothing_is_classified_correctly():
+    labels = torch.tensor([0, 1])
+    counts = attack_counts(labels, torch.tensor([1, 0]), torch.tensor([0, 1]))
+    assert counts.clean_correct == 0 and math.isnan(counts.asr)
+    assert counts.clean_acc == 0.0 and counts.adv_acc == 100.0
+
+
+@pytest.mark.parametrize("preset", ["embedded", "paper", "code"])
+def test_attack_lowers_the_objective_within_budget_and_pixel_range(preset):
+    torch.manual_seed(0)
+    network = build_network("resnet18_w8", num_classes=20).eval()
+    config = attack_config(preset, iters=10)
+    images = torch.rand(8, 3, 32, 32)
+    adversarial = PenultimateAttack(network, config).perturb(images)
+    with torch.no_grad():
+        before = feature_objective(network.penultimate(images), config)
+        after = feature_objective(network.penultimate(adversarial), config)
+    assert (after < before).all()
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+    delta = adversarial - images
+    if config.units == "normalized":
+        delta = delta / network.std  # the budget is in normalised units, per channel
+    assert delta.abs().max() <= config.budget + 1e-5
+    assert delta.abs().max() > 0.5 * config.budget  # it used the budget
+
+
+def count_crafting(monkeypatch) -> list[int]:
+    calls = []
+    real = adversarial_module.craft_shard
+
+    def counted(context, index, directory):
+        calls.append(index)
+        return real(context, index, directory)
+
+    monkeypatch.setattr(adversarial_module, "craft_shard", counted)
+    return calls
+
+
+def trained_run(method: str, **overrides):
+    run = prepare_run(resolve_config(tiny_config(method, **overrides)))
+    for _ in run.reports():
+        pass
+    return run
+
+
+def test_set_is_crafted_once_and_reused_for_other_checkpoints(monkeypatch, tmp_path):
+    calls = count_crafting(monkeypatch)
+    spec = AdversarialSetSpec.from_trial(resolve_config(tiny_config("finetune", cache_dir=str(tmp_path))),
+                                         attack_config("embedded", **TINY_ATTACK))
+    first = adversarial_set(spec)
+    results = [evaluate_model(trained_run(method).evaluation_model(), adversarial_set(spec), torch.device("cpu"))
+               for method in ("finetune", "retrain")]
+    assert calls == [0]  # 540 test images: one shard, crafted once for both checkpoints
+    assert results[0] != results[1]
+    for result in results:
+        assert result["test_images"] == 540
+        assert result["fooled"] <= result["clean_correct"]
+        assert result["asr"] == pytest.approx(100 * result["fooled"] / result["clean_correct"])
+        assert 0 <= result["noise_asr"] <= 100
+    other_attack = AdversarialSetSpec.from_trial(spec.trial_config(), attack_config("embedded", iters=6))
+    assert adversarial_set(other_attack).key != first.key and calls == [0, 0]
+
+
+def test_a_truncated_cache_file_is_rebuilt_not_used(monkeypatch, tmp_path):
+    calls = count_crafting(monkeypatch)
+    spec = AdversarialSetSpec.from_trial(resolve_config(tiny_config("finetune", cache_dir=str(tmp_path))),
+                                         attack_config("embedded", **TINY_ATTACK))
+    first = adversarial_set(spec)
+    shard = first.directory / first.manifest["shards"][0]["file"]
+    original = shard.read_bytes()
+    shard.write_bytes(original[: len(original) // 2])
+    rebuilt = adversarial_set(spec)
+    assert len(calls) == 2
+    assert shard.read_bytes() == original  # seeded random starts: the same set again
+    assert rebuilt.key == first.key
+
+
+def test_weight_and_feature_distance_are_zero_for_theta0_and_grow_with_training():
+    config = resolve_config(tiny_config("finetune"))
+    pretrained = build_network(config.arch, 10, pretrained_for(config)).eval()
+    same = build_network(config.arch, 10, pretrained_for(config))
+    run = trained_run("finetune")
+    train_plain = run.data.train_plain
+    assert weight_distance(same, pretrained) == 0.0
+    assert feature_distance(same, pretrained, train_plain, torch.device("cpu")) == 0.0
+    assert weight_distance(run.student, pretrained) > 0.0
+    assert feature_distance(run.student, pretrained, train_plain, torch.device("cpu")) > 0.0

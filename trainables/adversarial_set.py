@@ -1,0 +1,184 @@
+"""Craft the adversarial test set once, store it on disk, reuse it for every checkpoint, trial and run.
+
+The set depends only on (pretrained weights, dataset + split + fraction, test transform, attack config,
+seed), never on a transferred model, so its cache key hashes exactly those (weights by content digest).
+Entries are sharded (a shard can be crafted by a Ray task) and sealed by a manifest with each shard's
+SHA-256, written last: a partial or corrupt entry fails verification and is rebuilt, never used.
+"""
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from trainables.attack import AttackConfig, PenultimateAttack
+from trainables.cache import cache_root
+from trainables.config import TrialConfig
+from trainables.data.registry import build_transfer_data
+from trainables.models.backbones import TransferNet
+from trainables.models.network import build_network
+from trainables.trial import pretrained_for
+
+MANIFEST = "manifest.json"
+SHARD_SIZE = 1024
+CRAFT_BATCH_SIZE = 128
+
+
+@dataclass(frozen=True)
+class AdversarialSetSpec:
+    """Everything the set depends on, taken from a trial config (method and training values are ignored)."""
+
+    dataset: str
+    data_root: str | None
+    fraction: float
+    arch: str
+    weights: str | None
+    source_images: int
+    source_iters: int
+    cache_dir: str | None
+    attack: AttackConfig
+    seed: int = 0
+
+    @classmethod
+    def from_trial(cls, config: TrialConfig, attack: AttackConfig, seed: int = 0) -> "AdversarialSetSpec":
+        return cls(config.dataset, config.data_root, config.fraction, config.arch, config.weights,
+                   config.source_images, config.source_iters, config.cache_dir, attack, seed)
+
+    def trial_config(self) -> TrialConfig:
+        """A config that resolves the same data and pretrained weights (the method is irrelevant)."""
+        return TrialConfig(method="finetune", dataset=self.dataset, data_root=self.data_root,
+                           fraction=self.fraction, arch=self.arch, weights=self.weights,
+                           source_images=self.source_images, source_iters=self.source_iters,
+                           cache_dir=self.cache_dir)
+
+
+@dataclass(frozen=True)
+class AdversarialSet:
+    """A verified cache entry: shards of adversarial images aligned with the test set's order."""
+
+    key: str
+    directory: Path
+    manifest: dict
+    test: Dataset
+    train_plain: Dataset  # for the feature distance of a checkpoint to the pretrained model
+    pretrained: TransferNet
+    weights_digest: str
+    attack: AttackConfig
+
+    def batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """(clean images, adversarial images, labels) in test-set order."""
+        start = 0
+        for shard in self.manifest["shards"]:
+            stored = torch.load(self.directory / shard["file"], weights_only=True)
+            clean = DataLoader(Subset(self.test, range(start, start + shard["count"])), batch_size=batch_size)
+            offset = 0
+            for images, labels in clean:
+                end = offset + len(labels)
+                yield images, stored["adversarial"][offset:end], labels
+                offset = end
+            start += shard["count"]
+
+
+class _Context:
+    """Data, pretrained model and attack for one spec, built once per process."""
+
+    def __init__(self, spec: AdversarialSetSpec, device: torch.device):
+        config = spec.trial_config()
+        data = build_transfer_data(config.dataset, config.data_root, config.fraction, config.seed)
+        pretrained = pretrained_for(config)
+        self.test = data.test
+        self.train_plain = data.train_plain
+        self.network = build_network(config.arch, data.num_classes, pretrained).to(device).eval()
+        self.weights_digest = pretrained.digest
+        self.device = device
+        self.attack = spec.attack
+        self.seed = spec.seed
+        self.key_fields = {
+            "weights_digest": pretrained.digest, "dataset": spec.dataset, "split": "test",
+            "fraction": spec.fraction, "test_set": data.test.fingerprint(), **spec.attack.record(),
+            "seed": spec.seed,
+        }
+        self.key = hashlib.sha256(json.dumps(self.key_fields, sort_keys=True).encode()).hexdigest()[:20]
+        self.shard_count = -(-len(self.test) // SHARD_SIZE)
+
+
+def adversarial_set(spec: AdversarialSetSpec, device: str | torch.device = "cpu", use_ray: bool = False) -> AdversarialSet:
+    """The verified set for `spec`, crafted first if the cache lacks a valid entry."""
+    context = _Context(spec, torch.device(device))
+    directory = cache_root(spec.cache_dir) / "adversarial" / context.key
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(directory) + ".lock"):
+        manifest = _verified_manifest(directory)
+        if manifest is None:
+            manifest = _craft(spec, context, directory, use_ray)
+    return AdversarialSet(context.key, directory, manifest, context.test, context.train_plain, context.network,
+                          context.weights_digest, spec.attack)
+
+
+def _verified_manifest(directory: Path) -> dict | None:
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+        for shard in manifest["shards"]:
+            if _sha256(directory / shard["file"]) != shard["sha256"]:
+                raise ValueError(f"{shard['file']} does not match its checksum")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"adversarial set {directory.name} is damaged ({error}); crafting it again", file=sys.stderr)
+        return None
+    return manifest
+
+
+def _craft(spec: AdversarialSetSpec, context: _Context, directory: Path, use_ray: bool) -> dict:
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    if use_ray:
+        import ray
+
+        task = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0)(_craft_shard_task)
+        shards = ray.get([task.remote(spec, index, str(directory)) for index in range(context.shard_count)])
+    else:
+        shards = [craft_shard(context, index, directory) for index in range(context.shard_count)]
+    manifest = {"key": context.key, "key_fields": context.key_fields, "count": len(context.test),
+                "shards": shards}
+    partial = directory / (MANIFEST + ".partial")
+    partial.write_text(json.dumps(manifest, indent=2))
+    os.replace(partial, directory / MANIFEST)  # the manifest seals the entry: written last, atomically
+    return manifest
+
+
+def _craft_shard_task(spec: AdversarialSetSpec, index: int, directory: str) -> dict:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return craft_shard(_Context(spec, torch.device(device)), index, Path(directory))
+
+
+def craft_shard(context: _Context, index: int, directory: Path) -> dict:
+    """Attack test images [index * SHARD_SIZE, ...) and write them as one shard file."""
+    start = index * SHARD_SIZE
+    subset = Subset(context.test, range(start, min(start + SHARD_SIZE, len(context.test))))
+    torch.manual_seed(context.seed * 1_000_003 + index)  # random starts independent of shard order
+    attack = PenultimateAttack(context.network, context.attack)
+    adversarial = []
+    for images, _ in tqdm(DataLoader(subset, batch_size=CRAFT_BATCH_SIZE), desc=f"crafting shard {index}",
+                          unit="batch", file=sys.stderr, leave=False):
+        adversarial.append(attack.perturb(images.to(context.device)).cpu())
+    path = directory / f"shard-{index:05d}.pt"
+    torch.save({"adversarial": torch.cat(adversarial)}, path)
+    return {"file": path.name, "count": len(subset), "sha256": _sha256(path)}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,105 @@
+"""Robustness of one transferred model: clean / adversarial accuracy, ASR, noise control, and its
+distance to the pretrained model in weight and feature space (the paper's Fig. 1)."""
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from trainables.adversarial_set import AdversarialSet
+from trainables.attack import uniform_noise
+from trainables.checkpoint import load_checkpoint
+from trainables.config import TrialConfig
+from trainables.models.backbones import TransferNet
+from trainables.models.network import build_network
+from trainables.regularizers import feature_distillation
+
+FEATURE_BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class AttackCounts:
+    total: int
+    clean_correct: int
+    adversarial_correct: int
+    fooled: int  # correct on the clean image, wrong on its adversarial version
+
+    @property
+    def clean_acc(self) -> float:
+        return 100.0 * self.clean_correct / self.total if self.total else math.nan
+
+    @property
+    def adv_acc(self) -> float:
+        return 100.0 * self.adversarial_correct / self.total if self.total else math.nan
+
+    @property
+    def asr(self) -> float:
+        """P(wrong on adversarial | correct on clean) in percent; NaN when nothing was classified correctly."""
+        return 100.0 * self.fooled / self.clean_correct if self.clean_correct else math.nan
+
+
+def attack_counts(labels: torch.Tensor, clean_predicted: torch.Tensor, adversarial_predicted: torch.Tensor) -> AttackCounts:
+    clean_ok = clean_predicted == labels
+    adversarial_ok = adversarial_predicted == labels
+    return AttackCounts(len(labels), int(clean_ok.sum()), int(adversarial_ok.sum()), int((clean_ok & ~adversarial_ok).sum()))
+
+
+def weight_distance(model: TransferNet, pretrained: TransferNet) -> float:
+    """||theta - theta0||_2 over the backbone parameters both networks have (same name and shape)."""
+    reference = pretrained.backbone_parameters()
+    total = torch.zeros((), dtype=torch.float64)
+    for name, parameter in model.backbone_parameters().items():
+        if name in reference and reference[name].shape == parameter.shape:
+            total += (parameter.detach().double().cpu() - reference[name].detach().double().cpu()).pow(2).sum()
+    return math.sqrt(total.item())
+
+
+@torch.no_grad()
+def feature_distance(model: TransferNet, pretrained: TransferNet, train_plain: Dataset, device: torch.device) -> float:
+    """The feature-distillation loss to the pretrained model on the training data, averaged over the
+    distilled layers and the data, in eval mode (no dropout) — the paper's Fig. 1 right and Table 7."""
+    model.eval()
+    weighted, count = 0.0, 0
+    for images, _ in DataLoader(train_plain, batch_size=FEATURE_BATCH_SIZE):
+        images = images.to(device)
+        _, stages, _ = model.forward_features(images)
+        _, reference, _ = pretrained.forward_features(images)
+        weighted += feature_distillation(stages, reference).item() / len(stages) * len(images)
+        count += len(images)
+    return weighted / count
+
+
+def load_evaluation_model(checkpoint_dir: str | Path, device: torch.device) -> tuple[TransferNet, TrialConfig]:
+    """The model a trial checkpoint stands for (the SWA average for SWA runs), ready for evaluation."""
+    state = load_checkpoint(Path(checkpoint_dir), device)
+    config = TrialConfig(**state["config"])
+    model = build_network(config.arch, state["num_classes"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), config
+
+
+@torch.no_grad()
+def evaluate_model(model: TransferNet, adversarial: AdversarialSet, device: torch.device) -> dict:
+    """Every robustness metric of `model` on a crafted set: counts, rates and distances."""
+    model.eval()
+    generator = torch.Generator().manual_seed(adversarial.manifest["key_fields"]["seed"])
+    labels, clean, attacked, noisy = [], [], [], []
+    for clean_images, adversarial_images, batch_labels in adversarial.batches():
+        clean_images = clean_images.to(device)
+        labels.append(batch_labels)
+        clean.append(model(clean_images).argmax(1).cpu())
+        attacked.append(model(adversarial_images.to(device)).argmax(1).cpu())
+        noise = uniform_noise(clean_images, adversarial.attack, adversarial.pretrained.std, generator)
+        noisy.append(model(noise).argmax(1).cpu())
+    labels = torch.cat(labels)
+    counts = attack_counts(labels, torch.cat(clean), torch.cat(attacked))
+    noise_counts = attack_counts(labels, torch.cat(clean), torch.cat(noisy))
+    return {
+        "clean_acc": counts.clean_acc, "adv_acc": counts.adv_acc, "asr": counts.asr,
+        "clean_correct": counts.clean_correct, "fooled": counts.fooled, "test_images": counts.total,
+        "noise_asr": noise_counts.asr, "noise_fooled": noise_counts.fooled,
+        "weight_distance": weight_distance(model, adversarial.pretrained),
+        "feature_distance": feature_distance(model, adversarial.pretrained, adversarial.train_plain, device),
+    }
+
