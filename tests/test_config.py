@@ -1,7 +1,9 @@
 """Config resolution: layered defaults, coercion, and one-line errors for bad values."""
+from dataclasses import asdict
+
 import pytest
 
-from trainables.config import resolve_config, with_iteration_budget
+from trainables.config import resolve_config
 from trainables.errors import UserError
 
 
@@ -48,12 +50,13 @@ def test_bad_values_are_one_line_errors_naming_them(bad, named):
 
 
 def test_iteration_budget_scales_every_iteration_count():
-    scaled = with_iteration_budget({"method": "renofeation"}, 300)
+    scaled = asdict(resolve_config({"method": "renofeation", "iteration_budget": 300}))
     full = resolve_config({"method": "renofeation"})
     factor = 300 / full.iters
     assert scaled["iters"] == 300
     assert scaled["swa_iters"] == round(full.swa_iters * factor)
     assert scaled["swa_every"] == max(1, round(full.swa_every * factor))
     assert scaled["eval_every"] == max(1, round(full.eval_every * factor))
+    assert scaled["checkpoint_every"] == max(1, round(full.checkpoint_every * factor))
     with pytest.raises(UserError):
-        with_iteration_budget({"method": "renofeation"}, 0)
+        resolve_config({"method": "renofeation", "iteration_budget": 0})

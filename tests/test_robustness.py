@@ -10,7 +10,8 @@ from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.attack import PenultimateAttack, attack_config, feature_objective
 from trainables.config import resolve_config
 from trainables.models.network import build_network
-from trainables.robustness import attack_counts, evaluate_model, feature_distance, weight_distance
+from trainables.evaluation import attack_counts
+from trainables.robustness import evaluate_model, feature_distance, weight_distance
 from trainables.trial import prepare_run, pretrained_for
 
 TINY_ATTACK = {"iters": 5}

@@ -73,6 +73,11 @@ class AdversarialSet:
     weights_digest: str
     attack: AttackConfig
 
+    def adversarial_images(self) -> torch.Tensor:
+        """Every adversarial image in test-set order, in one tensor (to hand to trials by reference)."""
+        return torch.cat([torch.load(self.directory / shard["file"], weights_only=True)["adversarial"]
+                          for shard in self.manifest["shards"]])
+
     def batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(clean images, adversarial images, labels) in test-set order."""
         start = 0

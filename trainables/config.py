@@ -5,6 +5,7 @@ Resolution, later layers winning: common defaults < the method's paper defaults 
 < the user's config. Unknown keys and impossible values are user errors naming the key and what is allowed.
 """
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,7 @@ class TrialConfig:
     checkpoint_every: int = 5000  # a report carries a checkpoint this often, and at the end of each stage
     num_workers: int = 4
     cache_dir: str | None = None
+    iteration_budget: int | None = None  # if set: main-stage iterations, other iteration counts scaled along
     source_images: int = 10_000  # the embedded synthetic source model's recipe
     source_iters: int = 3_000
 
@@ -111,15 +113,17 @@ def resolve_config(user: dict[str, Any]) -> TrialConfig:
     if "method" not in user:
         raise UserError("config needs a 'method'")
     dataset = user.get("dataset", TrialConfig.dataset)
-    values = method_defaults(user["method"], dataset) | user
-    config = TrialConfig(**_coerce(values))
+    values = _coerce(method_defaults(user["method"], dataset) | user)
+    if values.get("iteration_budget") is not None:
+        values = with_iteration_budget(values, values["iteration_budget"])
+    config = TrialConfig(**values)
     _validate(config)
     return config
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """Cast to the declared types so YAML ints, numpy scalars and strings from a search space behave the same."""
-    kinds = {f.name: f.type for f in dataclasses.fields(TrialConfig)}
+    kinds = {f.name: _without_none(f.type) for f in dataclasses.fields(TrialConfig)}
     casts = {bool: _as_bool, int: _as_int, float: float}
     coerced = {}
     for key, value in values.items():
@@ -134,6 +138,11 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             except (TypeError, ValueError):
                 raise UserError(f"config {key}={value!r} is not a valid {kinds[key].__name__}") from None
     return coerced
+
+
+def _without_none(kind: Any) -> type:
+    """`int | None` -> int: optional fields are cast like their type when given."""
+    return next((arg for arg in typing.get_args(kind) if arg is not type(None)), kind)
 
 
 def _as_int(value: Any) -> int:
@@ -171,15 +180,16 @@ def _validate(config: TrialConfig) -> None:
 ITERATION_KEYS = ("swa_iters", "swa_every", "eval_every", "checkpoint_every")
 
 
-def with_iteration_budget(user: dict[str, Any], iters: int) -> dict[str, Any]:
-    """`user` with the main stage set to `iters` iterations and every other iteration count (SWA length and
-    interval, evaluation and checkpoint intervals) scaled by the same factor, so a short demo keeps the method's shape."""
+def with_iteration_budget(values: dict[str, Any], iters: int) -> dict[str, Any]:
+    """`values` with the main stage set to `iters` iterations and every other iteration count (SWA length and
+    interval, evaluation and checkpoint intervals) scaled by the same factor, so a short run keeps the
+    method's shape."""
     if iters <= 0:
-        raise UserError(f"--iters {iters} must be > 0")
-    defaults = method_defaults(user["method"], user.get("dataset", TrialConfig.dataset))
-    factor = iters / user.get("iters", defaults["iters"])
+        raise UserError(f"iteration budget {iters} must be > 0")
+    defaults = method_defaults(values["method"], values.get("dataset", TrialConfig.dataset))
+    factor = iters / values.get("iters", defaults["iters"])
     scaled = {"iters": iters}
     for key in ITERATION_KEYS:
-        base = user.get(key, defaults.get(key, getattr(TrialConfig, key)))
+        base = values.get(key, defaults.get(key, getattr(TrialConfig, key)))
         scaled[key] = max(1, round(base * factor))
-    return user | scaled
+    return values | scaled

@@ -1,4 +1,7 @@
-"""Scoring a model on a dataset."""
+"""Scoring a model: predictions over a dataset, and accuracy / attack-success counts."""
+import math
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -19,7 +22,28 @@ def predictions(model: nn.Module, dataset: Dataset, device: torch.device) -> tup
     return torch.cat(predicted), torch.cat(truth)
 
 
-def clean_accuracy(model: nn.Module, dataset: Dataset, device: torch.device) -> float:
-    """Top-1 accuracy in percent."""
-    predicted, truth = predictions(model, dataset, device)
-    return 100.0 * (predicted == truth).float().mean().item()
+@dataclass(frozen=True)
+class AttackCounts:
+    total: int
+    clean_correct: int
+    adversarial_correct: int
+    fooled: int  # correct on the clean image, wrong on its adversarial version
+
+    @property
+    def clean_acc(self) -> float:
+        return 100.0 * self.clean_correct / self.total if self.total else math.nan
+
+    @property
+    def adv_acc(self) -> float:
+        return 100.0 * self.adversarial_correct / self.total if self.total else math.nan
+
+    @property
+    def asr(self) -> float:
+        """P(wrong on adversarial | correct on clean) in percent; NaN when nothing was classified correctly."""
+        return 100.0 * self.fooled / self.clean_correct if self.clean_correct else math.nan
+
+
+def attack_counts(labels: torch.Tensor, clean_predicted: torch.Tensor, adversarial_predicted: torch.Tensor) -> AttackCounts:
+    clean_ok = clean_predicted == labels
+    adversarial_ok = adversarial_predicted == labels
+    return AttackCounts(len(labels), int(clean_ok.sum()), int(adversarial_ok.sum()), int((clean_ok & ~adversarial_ok).sum()))

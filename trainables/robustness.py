@@ -1,7 +1,6 @@
 """Robustness of one transferred model: clean / adversarial accuracy, ASR, noise control, and its
 distance to the pretrained model in weight and feature space (the paper's Fig. 1)."""
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -10,39 +9,13 @@ from torch.utils.data import DataLoader, Dataset
 from trainables.adversarial_set import AdversarialSet
 from trainables.attack import uniform_noise
 from trainables.checkpoint import load_checkpoint
-from trainables.config import TrialConfig
+from trainables.config import TrialConfig, resolve_config
+from trainables.evaluation import attack_counts
 from trainables.models.backbones import TransferNet
 from trainables.models.network import build_network
 from trainables.regularizers import feature_distillation
 
 FEATURE_BATCH_SIZE = 256
-
-
-@dataclass(frozen=True)
-class AttackCounts:
-    total: int
-    clean_correct: int
-    adversarial_correct: int
-    fooled: int  # correct on the clean image, wrong on its adversarial version
-
-    @property
-    def clean_acc(self) -> float:
-        return 100.0 * self.clean_correct / self.total if self.total else math.nan
-
-    @property
-    def adv_acc(self) -> float:
-        return 100.0 * self.adversarial_correct / self.total if self.total else math.nan
-
-    @property
-    def asr(self) -> float:
-        """P(wrong on adversarial | correct on clean) in percent; NaN when nothing was classified correctly."""
-        return 100.0 * self.fooled / self.clean_correct if self.clean_correct else math.nan
-
-
-def attack_counts(labels: torch.Tensor, clean_predicted: torch.Tensor, adversarial_predicted: torch.Tensor) -> AttackCounts:
-    clean_ok = clean_predicted == labels
-    adversarial_ok = adversarial_predicted == labels
-    return AttackCounts(len(labels), int(clean_ok.sum()), int(adversarial_ok.sum()), int((clean_ok & ~adversarial_ok).sum()))
 
 
 def weight_distance(model: TransferNet, pretrained: TransferNet) -> float:
@@ -73,7 +46,7 @@ def feature_distance(model: TransferNet, pretrained: TransferNet, train_plain: D
 def load_evaluation_model(checkpoint_dir: str | Path, device: torch.device) -> tuple[TransferNet, TrialConfig]:
     """The model a trial checkpoint stands for (the SWA average for SWA runs), ready for evaluation."""
     state = load_checkpoint(Path(checkpoint_dir), device)
-    config = TrialConfig(**state["config"])
+    config = resolve_config(state["config"])
     model = build_network(config.arch, state["num_classes"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), config

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from trainables.advertorch_compat import LinfPGDAttack
 from trainables.config import TrialConfig
 from trainables.data.registry import TransferData
-from trainables.evaluation import clean_accuracy
+from trainables.evaluation import attack_counts, predictions
 from trainables.methods import get_method
 from trainables.models.backbones import TransferNet
 from trainables.models.network import build_network, build_teacher
@@ -79,6 +79,7 @@ class TransferRun:
         self.iteration = 0
         self._window = {"loss": 0.0, "cross_entropy": 0.0, "feature_loss": 0.0, "steps": 0}
         self._bn_updated_at = -1
+        self.adversarial_test: torch.Tensor | None = None  # test images attacked on theta0: reports add `asr`
 
     @property
     def total_iters(self) -> int:
@@ -155,9 +156,18 @@ class TransferRun:
             "train_loss": self._window["loss"] / steps,
             "cross_entropy": self._window["cross_entropy"] / steps,
             "feature_loss": self._window["feature_loss"] / steps if self.teacher is not None else math.nan,
-            "clean_acc": clean_accuracy(self.evaluation_model(), self.data.test, self.device),
         }
+        metrics |= self._accuracy_metrics()
         self._window = {"loss": 0.0, "cross_entropy": 0.0, "feature_loss": 0.0, "steps": 0}
+        return metrics
+
+    def _accuracy_metrics(self) -> dict:
+        model = self.evaluation_model()
+        predicted, labels = predictions(model, self.data.test, self.device)
+        metrics = {"clean_acc": 100.0 * (predicted == labels).float().mean().item()}
+        if self.adversarial_test is not None:
+            adversarial, _ = predictions(model, TensorDataset(self.adversarial_test, labels), self.device)
+            metrics["asr"] = attack_counts(labels, predicted, adversarial).asr
         return metrics
 
     def state_dict(self) -> dict:

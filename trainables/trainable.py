@@ -5,6 +5,7 @@ Reports every `eval_every` iterations (iteration, train_loss, feature_loss, clea
 from exactly.
 """
 import tempfile
+import time
 from pathlib import Path
 
 import ray
@@ -28,16 +29,22 @@ def trial_cpus() -> int:
     return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
-def transfer_trainable(config: dict) -> None:
+def transfer_trainable(config: dict, adversarial_test: torch.Tensor | None = None) -> None:
+    """`adversarial_test`: the test set attacked on the pretrained model, crafted once by the driver and
+    handed over by reference (tune.with_parameters); when given, every report also carries `asr`."""
+    started_at = time.time()
     torch.set_num_threads(trial_cpus())
     device = trial_device()
     run = prepare_run(resolve_config(config), device)
+    run.adversarial_test = adversarial_test
+    where = {"device": device.type, "gpu_ids": ",".join(map(str, ray.get_gpu_ids())),
+             "node_id": ray.get_runtime_context().get_node_id(), "trial_started_at": started_at}
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             run.load_state_dict(load_checkpoint(Path(directory), device))
     for metrics in run.reports():
-        metrics["device"] = device.type
+        metrics |= where | {"reported_at": time.time()}
         if not run.checkpoint_due:
             tune.report(metrics)
             continue

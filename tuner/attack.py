@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from ray.tune import ExperimentAnalysis
+from ray import tune
+from ray.tune import Checkpoint, ExperimentAnalysis
 from tqdm import tqdm
 
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
@@ -34,7 +35,7 @@ SELECTIONS = ("clean", "pareto", "all")
 class Candidate:
     trial_id: str
     config: TrialConfig
-    checkpoint: Path
+    checkpoint: Checkpoint
     clean_acc: float  # as reported by the trial
     asr: float  # as reported by the trial (optuna-mo sweeps), else NaN
 
@@ -43,18 +44,25 @@ def default_attack_preset(dataset: str) -> str:
     return "embedded" if dataset in EMBEDDED_DATASETS else "paper"
 
 
-def candidates(run_dir: Path) -> list[Candidate]:
-    """Each trial of the experiment with a checkpoint, at its checkpoint with the best clean accuracy."""
-    if not (run_dir.is_dir() and any(run_dir.glob("experiment_state*.json"))):
-        raise UserError(f"{run_dir} is not a Ray Tune run directory (no experiment_state*.json in it)")
-    analysis = ExperimentAnalysis(str(run_dir))
+def run_location(run_dir: str | Path) -> str:
+    """An absolute local path or a URI, as Ray and pyarrow take them."""
+    return str(run_dir) if "://" in str(run_dir) else str(Path(run_dir).expanduser().resolve())
+
+
+def candidates(run_dir: str | Path) -> list[Candidate]:
+    """Each trial of the experiment with a checkpoint, at its latest one: the model the method produced
+    (for SWA runs the average, not a mid-training snapshot that happened to score higher)."""
+    run_dir = run_location(run_dir)
+    if not tune.Tuner.can_restore(run_dir):
+        raise UserError(f"{run_dir} is not a Ray Tune run directory (no experiment state in it)")
+    analysis = ExperimentAnalysis(run_dir)
     found = []
     for trial in analysis.trials:
-        checkpoint = analysis.get_best_checkpoint(trial, metric="clean_acc", mode="max")
+        checkpoint = analysis.get_last_checkpoint(trial)
         if checkpoint is None:
             continue
         last = trial.last_result or {}
-        found.append(Candidate(trial.trial_id, resolve_config(trial.config), Path(checkpoint.path),
+        found.append(Candidate(trial.trial_id, resolve_config(trial.config), checkpoint,
                                float(last.get("clean_acc", float("nan"))), float(last.get("asr", float("nan")))))
     return found
 
@@ -76,10 +84,12 @@ def select(found: list[Candidate], how: str, top_k: int | None) -> list[Candidat
 def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int | None = None,
                      preset: str | None = None, device: str | None = None, **attack_overrides) -> list[dict]:
     """Evaluate the selected checkpoints; returns every row of RUN_DIR/robustness.parquet."""
-    run_dir = Path(run_dir).expanduser().resolve()
+    run_dir = run_location(run_dir)
+    if preset is not None:
+        attack_config(preset, **attack_overrides)  # a bad preset or value fails before any work
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     chosen = select(candidates(run_dir), select_how, top_k)
-    table = run_dir / ROBUSTNESS_TABLE
+    table = f"{run_dir}/{ROBUSTNESS_TABLE}"
     rows = read_rows(table)
     done = {(row["checkpoint_path"], row["attack_key"]) for row in rows}
     sets = {}
@@ -89,13 +99,14 @@ def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int 
         if spec not in sets:
             sets[spec] = adversarial_set(spec, device)
         crafted = sets[spec]
-        if (str(candidate.checkpoint), crafted.key) in done:
+        if (candidate.checkpoint.path, crafted.key) in done:
             continue
-        model, config = load_evaluation_model(candidate.checkpoint, device)
+        with candidate.checkpoint.as_directory() as directory:
+            model, config = load_evaluation_model(directory, device)
         rows.append({
             "trial_id": candidate.trial_id, **asdict(config), **evaluate_model(model, crafted, device),
             **attack.record(), "attack_key": crafted.key, "weights_digest": crafted.weights_digest,
-            "checkpoint_path": str(candidate.checkpoint), "evaluated_at": time.time(),
+            "checkpoint_path": candidate.checkpoint.path, "evaluated_at": time.time(),
         })
         write_rows(rows, table)  # after every checkpoint: an interrupted stage keeps what it measured
     return rows
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{row['method']:>12} {row['trial_id']}: clean {row['clean_acc']:6.2f}%  ASR {row['asr']:6.2f}%  "
               f"(noise {row['noise_asr']:.2f}%, attack {row['attack_preset']} B={row['attack_budget']} "
               f"{row['attack_units']})")
-    print(f"robustness table: {Path(args.run).resolve() / ROBUSTNESS_TABLE}")
+    print(f"robustness table: {run_location(args.run)}/{ROBUSTNESS_TABLE}")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from trainables.config import CONFIG_KEYS, resolve_config, with_iteration_budget
-from trainables.errors import UserError
+from trainables.config import CONFIG_KEYS, resolve_config
 from trainables.methods import get_method
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
-from tuner.cli import run_cli
+from tuner.cli import parse_assignments, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,13 +41,9 @@ def trial_config(args: argparse.Namespace) -> dict:
                        ("fraction", args.fraction)):
         if value is not None:
             config[key] = value
-    for item in args.set:
-        key, separator, value = item.partition("=")
-        if not separator:
-            raise UserError(f"--set {item!r} must look like KEY=VALUE")
-        config[key] = value
+    config |= parse_assignments(args.set)
     if args.iters is not None:
-        config = with_iteration_budget(config, args.iters)
+        config["iteration_budget"] = args.iters
     resolved = resolve_config(config)  # fail here, in one line, before Ray starts
     if get_method(resolved.method).needs_pretrained:
         pretrained_for(resolved)  # find or pretrain the source model here, where its progress is visible

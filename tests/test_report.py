@@ -1,0 +1,236 @@
+"""`tuner.report`: figures, summary tables and the command line on a synthetic sweep."""
+import json
+import math
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tuner import plots
+from tuner.pareto import pareto_front
+from tuner.plots import DPI, FIGSIZE, METHOD_COLOURS, method_colour
+from tuner.report import build_report
+from tuner.tables import read_rows, write_rows
+
+REPO = Path(__file__).resolve().parents[1]
+LAMBDAS = (0.01, 0.1, 1.0, 10.0)
+DATASETS = ("digits", "flower")
+# method -> (swept column, clean accuracy and ASR as functions of the swept value's decade)
+SYNTHETIC_METHODS = {
+    "l2sp": ("lambda_l2sp", lambda d: 97.0 + 0.3 * d, lambda d: 45.0 - 4.0 * d),
+    "delta": ("lambda_feat", lambda d: 97.5 + 0.4 * d, lambda d: 60.0 + 8.0 * d),
+    "renofeation": ("lambda_feat", lambda d: 95.5 + 0.6 * d, lambda d: 4.0 + 1.5 * d),
+}
+
+
+def trial_config(method: str, dataset: str, seed: int, **overrides) -> dict:
+    config = {
+        "method": method, "dataset": dataset, "data_root": None if dataset == "digits" else "/data/flowers102",
+        "fraction": 1.0, "arch": "resnet18_w32", "weights": None, "seed": seed, "batch_size": 64, "iters": 600,
+        "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0 if method == "l2sp" else 1e-4, "head_beta": 0.01,
+        "lambda_feat": 0.0, "lambda_l2sp": 0.0, "dropout": method == "renofeation", "dropout_p": 0.1,
+        "swa": method == "renofeation", "swa_iters": 500, "swa_lr": 0.005, "swa_every": 25, "adv_eps": 0.1,
+        "adv_step": 0.05, "adv_steps": 3, "eval_every": 100, "checkpoint_every": 500, "num_workers": 0,
+        "cache_dir": None, "source_images": 10_000, "source_iters": 3_000,
+    }
+    return config | overrides
+
+
+def robustness_row(trial_id: str, config: dict, clean: float, asr: float, rng: random.Random) -> dict:
+    test_images = 540
+    clean_correct = round(test_images * clean / 100)
+    return {
+        "trial_id": trial_id, **config, "clean_acc": clean, "adv_acc": clean * (1 - asr / 100) if asr == asr else 0.0,
+        "asr": asr, "clean_correct": clean_correct, "fooled": 0 if asr != asr else round(clean_correct * asr / 100),
+        "test_images": test_images, "noise_asr": rng.uniform(0.0, 2.0), "noise_fooled": 3,
+        "weight_distance": (60.0 if config["method"] == "renofeation" else 30.0) - asr / 5 + rng.uniform(-1, 1),
+        "feature_distance": 5.0 - asr / 25 + rng.uniform(-0.2, 0.2),
+        "attack_preset": "embedded", "attack_budget": 0.1, "attack_step": 0.01, "attack_iters": 40,
+        "attack_magnitude": 1000.0, "attack_target_index": 0, "attack_loss": "feature", "attack_units": "pixels",
+        "attack_key": "ab12cd34", "weights_digest": "sha256:0123abcd", "checkpoint_path": f"/runs/demo/{trial_id}/ckpt",
+        "evaluated_at": 1_700_000_000.0,
+    }
+
+
+def synthetic_rows() -> list[dict]:
+    """3 methods x 4 lambdas x 2 seeds x 2 datasets, plus one renofeation checkpoint with an undefined ASR."""
+    rng = random.Random(0)
+    rows = []
+    for dataset in DATASETS:
+        offset = -3.0 if dataset == "flower" else 0.0
+        for method, (column, clean_of, asr_of) in SYNTHETIC_METHODS.items():
+            for value in LAMBDAS:
+                for seed in (0, 1):
+                    decade = math.log10(value)
+                    clean = min(99.9, clean_of(decade) + offset + rng.uniform(-0.4, 0.4))
+                    asr = max(0.5, asr_of(decade) + rng.uniform(-2.0, 2.0))
+                    trial_id = f"{dataset}_{method}_{value:g}_{seed}"
+                    rows.append(robustness_row(trial_id, trial_config(method, dataset, seed, **{column: value}),
+                                               round(clean, 2), round(asr, 2), rng))
+    rows.append(robustness_row("digits_renofeation_broken", trial_config("renofeation", "digits", 2,
+                                                                         lambda_feat=1.0), 0.0, math.nan, rng))
+    return rows
+
+
+def trial_rows(rows: list[dict]) -> list[dict]:
+    config_keys = list(trial_config("delta", "digits", 0))
+    return [{"trial_id": row["trial_id"], "status": "TERMINATED", **{k: row[k] for k in config_keys},
+             "clean_acc": row["clean_acc"], "best_clean_acc": row["clean_acc"], "asr": None, "iteration": 6,
+             "best_checkpoint": row["checkpoint_path"], "node_ip": "127.0.0.1", "started_at": 1_700_000_000.0,
+             "ended_at": 1_700_000_090.0, "wall_s": 90.0} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "synthetic_sweep"
+    run.mkdir()
+    rows = synthetic_rows()
+    write_rows(rows, run / "robustness.parquet")
+    write_rows(trial_rows(rows), run / "trials.parquet")
+    (run / "sweep.json").write_text(json.dumps({"space": "lambda_sweep", "search": "grid", "scheduler": "fifo"}))
+    return run
+
+
+@pytest.fixture(scope="module")
+def report(run_dir) -> Path:
+    return build_report([run_dir])
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        image.load()
+        return image.size
+
+
+def expected_pixels(rows: int = 1) -> tuple[int, int]:
+    return round(FIGSIZE[0] * DPI), round(FIGSIZE[1] * rows * DPI)
+
+
+def test_every_file_is_written_and_every_figure_decodes_at_its_size(report, run_dir):
+    assert report == run_dir / "report"
+    expected = {"pareto.png": expected_pixels(rows=len(DATASETS)), "distance_vs_asr.png": expected_pixels(),
+                "tradeoff_lambda_feat.png": expected_pixels(), "tradeoff_lambda_l2sp.png": expected_pixels()}
+    for name, size in expected.items():
+        assert png_size(report / name) == size, name
+    assert sorted(p.name for p in report.glob("tradeoff_*.png")) == ["tradeoff_lambda_feat.png",
+                                                                     "tradeoff_lambda_l2sp.png"]
+    assert (report / "summary.md").is_file() and (report / "summary.json").is_file()
+
+
+def test_summary_json_front_is_pareto_front_of_each_dataset(report, run_dir):
+    rows = read_rows(run_dir / "robustness.parquet")
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["evaluated_checkpoints"] == len(rows) and summary["nan_asr_rows"] == 1
+    for dataset in DATASETS:
+        indices = [i for i, row in enumerate(rows) if row["dataset"] == dataset]
+        expected = [indices[i] for i in pareto_front([rows[i]["clean_acc"] for i in indices],
+                                                     [rows[i]["asr"] for i in indices])]
+        front = summary["pareto"][dataset]
+        assert [entry["row"] for entry in front] == expected
+        assert [entry["trial_id"] for entry in front] == [rows[i]["trial_id"] for i in expected]
+        assert [entry["asr"] for entry in front] == [rows[i]["asr"] for i in expected]
+    assert "digits_renofeation_broken" not in {e["trial_id"] for front in summary["pareto"].values() for e in front}
+
+
+def test_summary_markdown_lists_the_front_and_bolds_the_best_cells(report):
+    summary = json.loads((report / "summary.json").read_text())
+    markdown = (report / "summary.md").read_text()
+    for front in summary["pareto"].values():
+        for entry in front:
+            line = next(line for line in markdown.splitlines() if entry["trial_id"] in line)
+            assert f"{entry['clean_acc']:.2f}" in line and f"{entry['asr']:.2f}" in line
+            assert f"{entry['noise_asr']:.2f}" in line and entry["label"] in line
+    table = summary["results_table"]["rows"]
+    for best in summary["results_table"]["best"]:
+        winners = [cells[best["group"]][best["metric"]] for cells in table.values()
+                   if cells.get(best["group"], {}).get(best["metric"]) is not None
+                   and cells[best["group"]][best["metric"]]["mean"] == best["mean"]]
+        assert winners, best
+        assert f"**{winners[0]['mean']:.2f} ± {winners[0]['spread']:.2f}**" in markdown
+    assert markdown.count("**") == 2 * len(summary["results_table"]["best"]) == 2 * 2 * len(DATASETS)
+    # synthetic truth: renofeation has the lowest ASR, delta the highest clean accuracy, on both datasets
+    assert {(b["group"], b["metric"]): b["mean"] for b in summary["results_table"]["best"]} == {
+        (d, m): table[method][d][m]["mean"]
+        for d in DATASETS for m, method in (("clean_acc", "delta"), ("asr", "renofeation"))
+    }
+    assert "Checkpoints with an undefined ASR (no test image classified correctly, so none to fool): 1," in markdown
+    assert "half range" in markdown
+    for image in ("pareto.png", "tradeoff_lambda_feat.png", "distance_vs_asr.png"):
+        assert f"]({image})" in markdown
+    assert '"space": "lambda_sweep"' in markdown and "sha256:0123abcd" in markdown
+    assert "embedded" in markdown and "pixels" in markdown
+    for package in ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow"):
+        assert f"| {package} |" in markdown
+    assert "TERMINATED 49" in markdown
+
+
+def test_key_hyper_parameters_are_those_varying_within_a_method(report):
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["key_hyper_parameters"] == {"l2sp": ["lambda_l2sp"], "delta": ["lambda_feat"],
+                                               "renofeation": ["lambda_feat"]}
+    labels = {e["label"] for front in summary["pareto"].values() for e in front}
+    assert labels and all(label.startswith(("λ_feat=", "λ_l2sp=")) for label in labels)
+
+
+def test_correlations_match_a_direct_computation(report, run_dir):
+    rows = [r for r in read_rows(run_dir / "robustness.parquet") if not math.isnan(r["asr"])]
+    summary = json.loads((report / "summary.json").read_text())
+    for column in ("weight_distance", "feature_distance"):
+        xs, ys = [r[column] for r in rows], [r["asr"] for r in rows]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+        r = covariance / math.sqrt(sum((x - mean_x) ** 2 for x in xs) * sum((y - mean_y) ** 2 for y in ys))
+        assert summary["correlations"][column] == {"pearson_r": pytest.approx(r), "n": len(rows)}
+    assert summary["correlations"]["feature_distance"]["pearson_r"] < -0.9
+
+
+def test_method_colours_are_fixed_and_shared_by_every_plot(monkeypatch, run_dir, tmp_path):
+    assert len(set(METHOD_COLOURS.values())) == len(METHOD_COLOURS) == 8
+    assert method_colour("some_new_method") == method_colour("some_new_method")
+    assert method_colour("some_new_method") not in METHOD_COLOURS.values()
+    asked: dict[str, list[str]] = {}
+    original = plots.method_colour
+
+    def recording(method: str) -> str:
+        asked.setdefault(method, []).append(original(method))
+        return original(method)
+
+    monkeypatch.setattr(plots, "method_colour", recording)
+    build_report([run_dir], tmp_path / "report")
+    assert set(asked) == set(SYNTHETIC_METHODS)
+    for method, colours in asked.items():
+        assert set(colours) == {METHOD_COLOURS[method]}
+
+
+def test_two_runs_are_combined_with_a_run_column(run_dir, tmp_path):
+    second = tmp_path / "second_sweep"
+    second.mkdir()
+    write_rows(synthetic_rows()[:8], second / "robustness.parquet")
+    out = build_report([run_dir, second], tmp_path / "combined")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runs"] == ["second_sweep", "synthetic_sweep"]
+    assert summary["evaluated_checkpoints"] == len(synthetic_rows()) + 8
+    assert summary["trials"]["count"] == len(synthetic_rows())
+
+
+def test_command_line_writes_the_report(run_dir, tmp_path):
+    out = tmp_path / "cli_report"
+    done = subprocess.run([sys.executable, "-m", "tuner.report", "--run", str(run_dir), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert str(out / "summary.md") in done.stdout
+    assert png_size(out / "pareto.png") == expected_pixels(rows=len(DATASETS))
+
+
+def test_a_run_without_robustness_rows_is_one_error_line(tmp_path):
+    empty_run = tmp_path / "no_attack_yet"
+    empty_run.mkdir()
+    done = subprocess.run([sys.executable, "-m", "tuner.report", "--run", str(empty_run)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "robustness.parquet" in lines[0]
+    assert not (empty_run / "report").exists()

@@ -1,0 +1,277 @@
+"""The sweep: a named search space over transfer methods and hyper-parameters, on a laptop or a cluster.
+
+    python -m tuner.sweep --space lambda_feat [--search grid|random|optuna|optuna-mo] [--scheduler fifo|asha]
+        [--gpus-per-trial 0.25] [--address auto] [--storage s3://bucket/runs] [--resume] ...
+
+Ray Tune runs the trials (OptunaSearch with TPE, multi-objective for optuna-mo; grid/random through Tune's
+basic variant generator; ASHA on clean accuracy), then the final stage attacks the checkpoints and the
+report is written. RUN_DIR = STORAGE/NAME holds trials.parquet, robustness.parquet, sweep.json, report/.
+"""
+import argparse
+import json
+import math
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import optuna
+import pyarrow.fs
+import ray
+from ray import tune
+from ray.tune import ExperimentAnalysis
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search.sample import Categorical, Float, Integer
+
+from search_spaces import SPACES, SpaceError, get_space
+from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
+from trainables.config import resolve_config
+from trainables.errors import UserError
+from trainables.methods import get_method
+from trainables.trainable import transfer_trainable
+from trainables.trial import pretrained_for
+from trainables.attack import attack_config
+from tuner.attack import ROBUSTNESS_TABLE, default_attack_preset, run_attack_stage
+from tuner.cli import parse_assignments, run_cli
+from tuner.progress import ProgressCallback
+from tuner.report import build_report
+from tuner.spaces import SEARCHES, param_space
+from tuner.tables import write_rows
+from tuner.trials_table import TRIALS_TABLE, trial_rows, unfinished
+
+SCHEDULERS = ("fifo", "asha")
+SWEEP_RECORD = "sweep.json"
+VERSIONED_PACKAGES = ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow")
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """Trials a scheduler stopped early reach Optuna as PRUNED, not COMPLETE with a partial score
+    (Ray's OptunaSearch reports whatever the last result was)."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        stopped_early = bool(result) and result.get("iteration", 0) < result.get("total_iters", 0)
+        super().on_trial_complete(trial_id, None if stopped_early else result, error)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tuner.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("--space", default="lambda_feat", help=f"{', '.join(SPACES)}, or a .yaml/.json file")
+    parser.add_argument("--method", help="restrict the space to one method")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--data-root")
+    parser.add_argument("--arch")
+    parser.add_argument("--weights", help="torchvision-format state dict of the pretrained model")
+    parser.add_argument("--fraction", type=float)
+    parser.add_argument("--iters", type=int, help="main-stage iterations per trial; SWA, eval and checkpoint "
+                                                  "intervals scale along (small for demos)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a trial config value for every trial (e.g. --set batch_size=32)")
+    parser.add_argument("--search", default="grid", help=f"{', '.join(SEARCHES)}")
+    parser.add_argument("--num-samples", type=int, default=1,
+                        help="trials to sample (random/optuna), or repeats of the grid")
+    parser.add_argument("--scheduler", default="fifo", help=f"{', '.join(SCHEDULERS)} (ASHA on clean accuracy)")
+    parser.add_argument("--cpus-per-trial", type=float, default=1)
+    parser.add_argument("--gpus-per-trial", type=float, default=0, help="fractions like 0.25 pack trials per GPU")
+    parser.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
+    parser.add_argument("--address", help="an existing Ray cluster ('auto' or host:port); default: start one here")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray started here (default: all)")
+    parser.add_argument("--num-gpus", type=float, help="GPUs of the local Ray started here (default: detected)")
+    parser.add_argument("--storage", default=str(Path("runs").resolve()), help="absolute path or URI (s3://...)")
+    parser.add_argument("--name", help="run name (default: <space>-<dataset>-<time>)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name")
+    parser.add_argument("--seed", type=int, default=0, help="trial seed (unless the space sweeps it) and "
+                                                            "searcher seed")
+    parser.add_argument("--attack", help="final-stage preset: paper, code or embedded (default by dataset)")
+    parser.add_argument("--no-attack", action="store_true", help="skip the final attack stage and report")
+    parser.add_argument("--top-k", type=int, help="attack only the K best trials by clean accuracy")
+    parser.add_argument("--select", default="clean", help="which trials the final stage attacks: clean, pareto, all")
+    return parser.parse_args(argv)
+
+
+def storage_location(storage: str) -> str:
+    """Ray needs an absolute path or a URI; relative paths are taken from the current folder."""
+    if "://" in storage:
+        try:
+            pyarrow.fs.FileSystem.from_uri(storage)
+        except (pyarrow.ArrowInvalid, ValueError) as error:
+            raise UserError(f"--storage {storage!r} is not a usable URI: {error}") from None
+        return storage.rstrip("/")
+    return str(Path(storage).expanduser().resolve())
+
+
+def base_config(args: argparse.Namespace) -> dict:
+    config = {"dataset": args.dataset, "seed": args.seed}
+    for key, value in (("data_root", args.data_root), ("arch", args.arch), ("weights", args.weights),
+                       ("fraction", args.fraction), ("iteration_budget", args.iters)):
+        if value is not None:
+            config[key] = value
+    return config | parse_assignments(args.set)
+
+
+def trial_configs(space: dict) -> list[dict]:
+    """Every config the space can produce, with each grid / sampled parameter at one of its values —
+    enough to validate flags and find the longest trial before Ray starts."""
+    options = [{}]
+    for key, value in space.items():
+        if isinstance(value, dict) and "grid_search" in value:
+            choices = value["grid_search"]
+        elif isinstance(value, Categorical):
+            choices = value.categories
+        elif isinstance(value, (Float, Integer)):
+            choices = [value.lower]
+        else:
+            choices = [value]
+        options = [{**option, key: choice} for option in options for choice in choices]
+    return options
+
+
+def searcher(search: str, seed: int):
+    if search == "optuna":
+        return PruningOptunaSearch(metric="clean_acc", mode="max", sampler=optuna.samplers.TPESampler(seed=seed))
+    if search == "optuna-mo":
+        # Searcher and scheduler get their own metrics: TuneConfig(metric=...) would make this single-objective.
+        return PruningOptunaSearch(metric=["clean_acc", "asr"], mode=["max", "min"],
+                                   sampler=optuna.samplers.TPESampler(seed=seed))
+    return None  # Tune's basic variant generator: grid_search and random sampling
+
+
+def scheduler(name: str, longest: int, eval_every: int):
+    if name not in SCHEDULERS:
+        raise UserError(f"unknown --scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    if name == "fifo":
+        return FIFOScheduler()
+    grace = max(eval_every, longest // 9)
+    return ASHAScheduler(time_attr="iteration", metric="clean_acc", mode="max", max_t=longest,
+                         grace_period=grace, reduction_factor=3)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.num_samples <= 0:
+        raise UserError(f"--num-samples {args.num_samples} must be > 0")
+    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
+        raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0 "
+                        f"(got {args.cpus_per_trial}, {args.gpus_per_trial})")
+    if args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial):
+        raise UserError(f"--gpus-per-trial {args.gpus_per_trial}: above 1 it must be a whole number")
+    if args.max_concurrent is not None and args.max_concurrent <= 0:
+        raise UserError(f"--max-concurrent {args.max_concurrent} must be > 0")
+    if args.top_k is not None and args.top_k <= 0:
+        raise UserError(f"--top-k {args.top_k} must be > 0")
+    if args.resume and not args.name:
+        raise UserError("--resume needs --name: the sweep to continue")
+
+
+def sweep_record(args: argparse.Namespace, space_name: str, run_dir: str) -> dict:
+    versions = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"space": space_name, "run_dir": run_dir, "argv": sys.argv[1:], "settings": vars(args),
+            "versions": versions, "written_at": time.time()}
+
+
+def write_json(record: dict, location: str) -> None:
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(location)
+    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(json.dumps(record, indent=2, default=str).encode())
+
+
+def read_json(location: str) -> dict | None:
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(location)
+    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return None
+    with filesystem.open_input_stream(path) as stream:
+        return json.loads(stream.read())
+
+
+def resumed_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
+    """The interrupted sweep's own settings; only where to find it and which cluster to use come from now."""
+    record = read_json(f"{run_dir}/{SWEEP_RECORD}")
+    if record is None or not tune.Tuner.can_restore(run_dir):
+        raise UserError(f"--resume: no sweep to continue at {run_dir}")
+    return argparse.Namespace(**{**record["settings"], "resume": True, "name": args.name, "storage": args.storage,
+                                 "address": args.address})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    check_args(args)
+    storage = storage_location(args.storage)
+    if args.resume:
+        args = resumed_args(args, f"{storage}/{args.name}")
+    try:
+        space = get_space(args.space)
+    except SpaceError as error:
+        raise UserError(str(error)) from None
+    name = args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = f"{storage}/{name}"
+    values = param_space(space, args.search, base_config(args), args.method)
+    configs = [resolve_config(config) for config in trial_configs(values)]  # one-line errors before Ray starts
+    swa_swept = "swa" in space.parameters
+    longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
+    if args.search == "grid" and args.num_samples > 1:
+        print(f"--search grid: each of the grid's points runs {args.num_samples} times")
+
+    if any(get_method(config.method).needs_pretrained for config in configs) or args.search == "optuna-mo":
+        pretrained_for(configs[0])  # find or pretrain the source here, where its progress is visible
+    trainable = transfer_trainable
+    if args.search == "optuna-mo":
+        # Crafted once, before the trials; they get it by reference through Ray's object store.
+        preset = args.attack or default_attack_preset(configs[0].dataset)
+        crafted = adversarial_set(AdversarialSetSpec.from_trial(configs[0], attack_config(preset)))
+        trainable = tune.with_parameters(transfer_trainable, adversarial_test=crafted.adversarial_images())
+
+    if args.address:
+        ray.init(address=args.address, configure_logging=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
+                 configure_logging=False, log_to_driver=False)
+    grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
+    expected_trials = args.num_samples * (grid_points if args.search == "grid" else 1)
+    resources = tune.with_resources(trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
+    run_config = tune.RunConfig(
+        name=name, storage_path=storage, verbose=0,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        failure_config=tune.FailureConfig(max_failures=2),  # e.g. a CUDA OOM when fractions overpack a GPU
+        callbacks=[ProgressCallback(set(space.parameters), expected_trials)],
+    )
+    if args.resume:
+        tuner = tune.Tuner.restore(run_dir, trainable=resources, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            resources, param_space=values, run_config=run_config,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher(args.search, args.seed), scheduler=scheduler(args.scheduler, longest, min(
+                    c.eval_every for c in configs)),
+                num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent, reuse_actors=True,
+            ),
+        )
+    if not args.resume:
+        write_json(sweep_record(args, space.name, run_dir), f"{run_dir}/{SWEEP_RECORD}")
+    started = time.time()
+    print(f"sweep {name}: space {space.name} ({space.description}); {args.search} search, {args.scheduler} "
+          f"scheduler; results in {run_dir}", flush=True)
+    results = tuner.fit()
+    print(f"trials done in {time.time() - started:.0f} s: {len(results)} trials, {results.num_errors} failed")
+
+    analysis = ExperimentAnalysis(run_dir)
+    write_rows(trial_rows(analysis), f"{run_dir}/{TRIALS_TABLE}")
+    print(f"trials table: {run_dir}/{TRIALS_TABLE}")
+    waiting = len(unfinished(analysis)) + max(0, expected_trials - len(analysis.trials))
+    if waiting:
+        print(f"interrupted with {waiting} of {expected_trials} trials unfinished; continue with: "
+              f"python -m tuner.sweep --resume --name {name} --storage {storage}", file=sys.stderr)
+        raise SystemExit(130)
+    if args.no_attack:
+        return
+    run_attack_stage(run_dir, args.select, args.top_k, args.attack)
+    print(f"robustness table: {run_dir}/{ROBUSTNESS_TABLE}")
+    print(f"report: {build_report([Path(run_dir)])}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
