@@ -41,7 +41,7 @@ def main() -> None:
         for index, _ in enumerate(run.reports()):
             directories.append(scratch / f"checkpoint_{index:03d}")
             directories[-1].mkdir()
-            save_checkpoint(run.state_dict(), directories[-1])
+            save_checkpoint(run, directories[-1])
 
         # A fresh cache holding only a copy of the source model, so the set is really crafted.
         source_file = source_cache_file(source_recipe(config.arch, config.source_images, config.source_iters),

@@ -15,7 +15,7 @@ from trainables.trainable import transfer_trainable
 @pytest.fixture(scope="module")
 def finished_sweep(tmp_path_factory):
     storage = tmp_path_factory.mktemp("runs")
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         tune.Tuner(
             tune.with_resources(transfer_trainable, {"cpu": 1}),

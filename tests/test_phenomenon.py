@@ -22,7 +22,7 @@ SEEDS = (0, 1, 2)
 def test_finetuning_is_vulnerable_and_renofeation_keeps_accuracy_with_robustness(tmp_path):
     torch.set_num_threads(2)
     pretrained_for(resolve_config({"method": "finetune"}))  # pretrain the default source once, up front
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         results = tune.Tuner(
             tune.with_resources(transfer_trainable, {"cpu": 1}),

@@ -1,9 +1,11 @@
 """A run resumed from a checkpoint continues exactly like one that was never stopped."""
 import pytest
+import torch
 
 from tests.conftest import tiny_config
-from trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_model_state, save_checkpoint
 from trainables.config import resolve_config
+from trainables.robustness import load_evaluation_model
 from trainables.trial import prepare_run
 
 
@@ -19,7 +21,7 @@ def test_resume_gives_the_same_next_metrics(method, stop_after_reports, tmp_path
     first = prepare_run(config)
     reports = first.reports()
     before = [next(reports) for _ in range(stop_after_reports)]
-    save_checkpoint(first.state_dict(), tmp_path)
+    save_checkpoint(first, tmp_path)
     del first, reports
 
     resumed = prepare_run(config)
@@ -33,12 +35,16 @@ def test_checkpoint_holds_the_evaluation_model_and_loads_weights_only(tmp_path):
     config = resolve_config(tiny_config("renofeation"))
     run = prepare_run(config)
     *_, final = run.reports()
-    save_checkpoint(run.state_dict(), tmp_path)
+    save_checkpoint(run, tmp_path)
     state = load_checkpoint(tmp_path)  # torch.load(weights_only=True) inside
     assert (tmp_path / CHECKPOINT_FILE).is_file()
     assert state["iteration"] == config.total_iters == final["iteration"]
     assert state["config"]["method"] == "renofeation"
     model = run.evaluation_model()
     assert model is run.averaged.module
-    assert state["model"].keys() == model.state_dict().keys()
-    assert all((state["model"][k] == v).all() for k, v in model.state_dict().items())
+    saved = load_model_state(tmp_path)["model"]
+    assert saved.keys() == model.state_dict().keys()
+    assert all((saved[k] == v).all() for k, v in model.state_dict().items())
+    loaded, loaded_config = load_evaluation_model(tmp_path, torch.device("cpu"))
+    assert loaded_config == config and not loaded.training
+    assert all((loaded.state_dict()[k] == v).all() for k, v in model.state_dict().items())

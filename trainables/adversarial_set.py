@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -72,6 +72,8 @@ class AdversarialSet:
     pretrained: TransferNet
     weights_digest: str
     attack: AttackConfig
+    # The pretrained model's features on train_plain, filled by the first feature-distance computation.
+    reference_features: list = field(default_factory=list, compare=False, repr=False)
 
     def adversarial_images(self) -> torch.Tensor:
         """Every adversarial image in test-set order, in one tensor (to hand to trials by reference)."""

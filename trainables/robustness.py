@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from trainables.adversarial_set import AdversarialSet
 from trainables.attack import uniform_noise
-from trainables.checkpoint import load_checkpoint
+from trainables.checkpoint import load_model_state
 from trainables.config import TrialConfig, resolve_config
 from trainables.evaluation import attack_counts
 from trainables.models.backbones import TransferNet
@@ -16,6 +16,7 @@ from trainables.models.network import build_network
 from trainables.regularizers import feature_distillation
 
 FEATURE_BATCH_SIZE = 256
+REFERENCE_CACHE_BYTES = 512 * 2**20
 
 
 def weight_distance(model: TransferNet, pretrained: TransferNet) -> float:
@@ -29,23 +30,39 @@ def weight_distance(model: TransferNet, pretrained: TransferNet) -> float:
 
 
 @torch.no_grad()
-def feature_distance(model: TransferNet, pretrained: TransferNet, train_plain: Dataset, device: torch.device) -> float:
+def feature_distance(model: TransferNet, pretrained: TransferNet, train_plain: Dataset, device: torch.device,
+                     reference_cache: list | None = None) -> float:
     """The feature-distillation loss to the pretrained model on the training data, averaged over the
-    distilled layers and the data, in eval mode (no dropout) — the paper's Fig. 1 right and Table 7."""
+    distilled layers and the data, in eval mode (no dropout) — the paper's Fig. 1 right and Table 7.
+
+    `reference_cache`, an empty list the caller keeps, is filled with the pretrained model's features on the
+    first call when they fit in REFERENCE_CACHE_BYTES, so scoring many checkpoints runs the teacher once."""
     model.eval()
     weighted, count = 0.0, 0
-    for images, _ in DataLoader(train_plain, batch_size=FEATURE_BATCH_SIZE):
+    batches = DataLoader(train_plain, batch_size=FEATURE_BATCH_SIZE)
+    cached = reference_cache is not None and len(reference_cache) == len(batches)
+    for index, (images, _) in enumerate(batches):
         images = images.to(device)
         _, stages, _ = model.forward_features(images)
-        _, reference, _ = pretrained.forward_features(images)
+        if cached:
+            reference = reference_cache[index]
+        else:
+            _, reference, _ = pretrained.forward_features(images)
+            if reference_cache is not None and _fits_cache(reference, len(images), len(train_plain)):
+                reference_cache.append(reference)
         weighted += feature_distillation(stages, reference).item() / len(stages) * len(images)
         count += len(images)
     return weighted / count
 
 
+def _fits_cache(stages: list[torch.Tensor], batch_images: int, total_images: int) -> bool:
+    per_image = sum(stage.element_size() * stage[0].numel() for stage in stages)
+    return per_image * total_images <= REFERENCE_CACHE_BYTES
+
+
 def load_evaluation_model(checkpoint_dir: str | Path, device: torch.device) -> tuple[TransferNet, TrialConfig]:
     """The model a trial checkpoint stands for (the SWA average for SWA runs), ready for evaluation."""
-    state = load_checkpoint(Path(checkpoint_dir), device)
+    state = load_model_state(Path(checkpoint_dir), device)
     config = resolve_config(state["config"])
     model = build_network(config.arch, state["num_classes"])
     model.load_state_dict(state["model"])
@@ -73,6 +90,7 @@ def evaluate_model(model: TransferNet, adversarial: AdversarialSet, device: torc
         "clean_correct": counts.clean_correct, "fooled": counts.fooled, "test_images": counts.total,
         "noise_asr": noise_counts.asr, "noise_fooled": noise_counts.fooled,
         "weight_distance": weight_distance(model, adversarial.pretrained),
-        "feature_distance": feature_distance(model, adversarial.pretrained, adversarial.train_plain, device),
+        "feature_distance": feature_distance(model, adversarial.pretrained, adversarial.train_plain, device,
+                                             adversarial.reference_features),
     }
 

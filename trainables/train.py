@@ -170,13 +170,16 @@ class TransferRun:
             metrics["asr"] = attack_counts(labels, predicted, adversarial).asr
         return metrics
 
+    def evaluation_state(self) -> dict:
+        """The evaluation model's weights with what rebuilds it: all the attack stage needs."""
+        return {"config": asdict(self.config), "num_classes": self.data.num_classes, "iteration": self.iteration,
+                "model": self.evaluation_model().state_dict()}
+
     def state_dict(self) -> dict:
-        """Everything needed to resume exactly, plus `model`: the evaluation model's weights."""
+        """Everything needed to resume exactly."""
         return {
             "config": asdict(self.config),
-            "num_classes": self.data.num_classes,
             "iteration": self.iteration,
-            "model": self.evaluation_model().state_dict(),
             "student": self.student.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),

@@ -49,5 +49,5 @@ def transfer_trainable(config: dict, adversarial_test: torch.Tensor | None = Non
             tune.report(metrics)
             continue
         with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(run.state_dict(), Path(directory))
+            save_checkpoint(run, Path(directory))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

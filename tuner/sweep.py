@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.address:
         ray.init(address=args.address, configure_logging=False, log_to_driver=False)
     else:
-        ray.init(num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
+        ray.init(address="local", num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
                  configure_logging=False, log_to_driver=False)
     grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
     expected_trials = args.num_samples * (grid_points if args.search == "grid" else 1)

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = trial_config(args)
     name = args.name or f"{args.method}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False)
     started = time.time()
     tuner = tune.Tuner(
         tune.with_resources(transfer_trainable, {"cpu": args.cpus, "gpu": args.gpus}),

@@ -40,7 +40,8 @@ class NarrowResNet18(ResNet):
     """torchvision's ResNet-18 with base width `width` instead of 64, for the offline embedded default."""
 
     def __init__(self, width: int, num_classes: int):
-        super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+        with torch.device("meta"):  # the 64-wide layers built here are all replaced below: allocate nothing
+            super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
         self.inplanes = width
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)

@@ -1,0 +1,83 @@
+"""Named run recipes: one per table or figure of the paper, each a few grid sweeps (parts) over plain config keys.
+
+`python -m tuner.sweep --recipe NAME --data-root ...` runs every part of `RECIPES[NAME]` as its own grid sweep and
+builds one report over them; the report puts the published numbers of the recipe's tables
+(`tuner.paper_results`) beside the measured ones. Every trial uses the paper's defaults for its method and
+dataset (`trainables.config`); the paper reports single runs, hence one seed.
+"""
+import itertools
+from dataclasses import dataclass
+
+from search_spaces import LAMBDA_FEAT_GRID, SearchSpace
+from trainables.errors import UserError
+from tuner.paper_results import DATASETS
+
+ARCHS = ("resnet18", "resnet50", "resnet101", "mobilenet_v2")
+SEEDS = (0,)
+SOURCE = "Chin, Zhang & Marculescu, Renofeation"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    tables: tuple[str, ...]  # the tables of tuner.paper_results it reproduces; none for a figure
+    parts: tuple[SearchSpace, ...]  # each run as its own grid sweep
+
+
+def grid_part(name: str, description: str, methods: tuple[str, ...], grids: dict[str, list],
+              fixed: dict | None = None) -> SearchSpace:
+    """A grid over `methods` x the five datasets x `grids` x the seeds, ResNet-18 on all data unless `grids`
+    or `fixed` say otherwise."""
+    parameters = {"method": {"grid": list(methods)}, "dataset": {"grid": list(DATASETS)}, **{
+        key: {"grid": values} for key, values in grids.items()}, "seed": {"grid": list(SEEDS)}}
+    defaults = {key: value for key, value in (("arch", "resnet18"), ("fraction", 1.0)) if key not in parameters}
+    return SearchSpace(name, description, SOURCE, methods, parameters, defaults | (fixed or {}))
+
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe("table2", "Table 2: the five baseline transfer methods on the five datasets, ResNet-18", ("table2",),
+               (grid_part("table2", "linear, fine-tuning, L2-SP, DELTA, re-training x 5 datasets",
+                          ("linear", "finetune", "l2sp", "delta", "retrain"), {}),)),
+        Recipe("table4", "Table 4: DELTA, Renofeation and re-training across four backbones", ("table4",),
+               (grid_part("table4", "DELTA, Renofeation, re-training x 4 backbones x 5 datasets",
+                          ("delta", "renofeation", "retrain"), {"arch": list(ARCHS)}),)),
+        Recipe("table5", "Table 5: DELTA, Renofeation and re-training on 33% and 66% of the training data",
+               ("table5",),
+               (grid_part("table5", "DELTA, Renofeation, re-training x fractions 0.33, 0.66 x 5 datasets",
+                          ("delta", "renofeation", "retrain"), {"fraction": [0.33, 0.66]}),)),
+        Recipe("table6", "Table 6: DELTA, adversarially trained DELTA (plain and + SWA + DO) and Renofeation",
+               ("table6",),
+               (grid_part("table6", "DELTA, DELTA adv. trained, Renofeation x 5 datasets",
+                          ("delta", "delta_adv", "renofeation"), {}),
+                grid_part("table6_adv_swa_do", "DELTA adv. trained + SWA + DO x 5 datasets", ("delta_adv",), {},
+                          {"dropout": True, "swa": True}))),
+        # Table 7 is the DELTA-R column of this ablation; its "Renofeation" row is DELTA-R + DO + SWA.
+        Recipe("fig3", "Fig. 3 and Table 7: DELTA, re-training, DELTA-R x {plain, DO, SWA, DO+SWA}", ("table7",),
+               (grid_part("fig3", "DELTA, re-training, DELTA-R x dropout x SWA x 5 datasets",
+                          ("delta", "retrain", "delta_r"), {"dropout": [False, True], "swa": [False, True]}),)),
+        Recipe("fig4", "Fig. 4: the lambda_feat trade-off of DELTA, DELTA-R and Renofeation (no published numbers)",
+               (), (grid_part("fig4", "DELTA, DELTA-R, Renofeation x lambda_feat (7, log-spaced) x 5 datasets",
+                              ("delta", "delta_r", "renofeation"), {"lambda_feat": list(LAMBDA_FEAT_GRID)}),)),
+    )
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise UserError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def part_trials(part: SearchSpace) -> list[dict]:
+    """Every config of one part's grid, its fixed values included."""
+    keys = list(part.parameters)
+    grids = [part.parameters[key]["grid"] for key in keys]
+    return [{**part.fixed, **dict(zip(keys, values))} for values in itertools.product(*grids)]
+
+
+def recipe_trials(recipe: Recipe) -> list[dict]:
+    """Every trial config the recipe runs, part after part."""
+    return [trial for part in recipe.parts for trial in part_trials(part)]
