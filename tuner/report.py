@@ -17,12 +17,18 @@ from typing import Any, NoReturn
 
 from trainables.errors import UserError
 from tuner.cli import run_cli
+from tuner.paper_results import PAPER_RESULTS, row_label
 from tuner.pareto import pareto_front
 from tuner.plots import (DistancePanel, ParetoPanel, Point, Spread, TradeoffSeries, distance_plot, method_order,
                          pareto_plot, tradeoff_plot)
+from tuner.recipes import get_recipe
 from tuner.tables import read_rows
 
 ROBUSTNESS_TABLE = "robustness.parquet"
+PAPER_COMPARISON = "paper_comparison.md"
+# paper_comparison metric -> (the robustness column measuring it, its heading)
+COMPARED_METRICS = {"clean": ("clean_acc", "clean (%)"), "asr": ("asr", "ASR (%)"),
+                    "feature_loss": ("feature_distance", "feature loss")}
 TRIALS_TABLE = "trials.parquet"
 SWEEP_SETTINGS = "sweep.json"
 
@@ -514,17 +520,75 @@ def summary_record(analysis: Analysis, inputs: RunInputs, images: list[str]) -> 
     }
 
 
-def build_report(run_dirs: list[Path], out: Path | None = None) -> Path:
-    """Write the report of the runs' robustness rows into `out` (default: first run's report/); returns it."""
+def paper_comparison(rows: list[dict], tables: tuple[str, ...]) -> list[dict]:
+    """Per published result of `tables`: the mean over the rows of the same label (method and dropout / SWA
+    switches), dataset, backbone and training fraction (the seeds), the published value and measured − published;
+    status "not run" (n = 0, measured None) where no row matches."""
+    comparison = []
+    for published in (result for result in PAPER_RESULTS if result.table in tables):
+        matching = [row for row in rows if row_label(row) == published.label and row["dataset"] == published.dataset
+                    and row.get("arch") == published.arch
+                    and math.isclose(as_number(row.get("fraction", 1.0)), published.fraction)]
+        record = {"table": published.table, "label": published.label, "dataset": published.dataset,
+                  "arch": published.arch, "fraction": published.fraction, "n": len(matching),
+                  "status": "measured" if matching else "not run"}
+        for metric, (column, _) in COMPARED_METRICS.items():
+            value = getattr(published, metric)
+            if value is None:
+                continue
+            values = [as_number(row.get(column)) for row in matching if not is_missing(row.get(column))]
+            measured = statistics.fmean(values) if values else None
+            record |= {f"{metric}_measured": measured, f"{metric}_published": value,
+                       f"{metric}_difference": None if measured is None else measured - value}
+        comparison.append(record)
+    return comparison
+
+
+def paper_comparison_markdown(recipe: str, comparison: list[dict]) -> str:
+    metrics = [m for m in COMPARED_METRICS if any(f"{m}_published" in record for record in comparison)]
+    header = ["table", "label", "dataset", "arch", "fraction", "n"] + [
+        f"{COMPARED_METRICS[m][1]} {kind}" for m in metrics for kind in ("measured", "paper", "Δ")]
+    body = []
+    for record in comparison:
+        cells = [record["table"], record["label"], record["dataset"], record["arch"], f"{record['fraction']:g}",
+                 str(record["n"])]
+        for metric in metrics:
+            if f"{metric}_published" not in record:
+                cells += ["—"] * 3
+            elif record["n"] == 0:
+                cells += ["not run", _number(record[f"{metric}_published"]), "—"]
+            else:
+                difference = record[f"{metric}_difference"]
+                cells += [_number(record[f"{metric}_measured"]), _number(record[f"{metric}_published"]),
+                          "n/a" if difference is None else f"{difference:+.2f}"]
+        body.append(cells)
+    lines = [f"# Paper comparison: recipe {recipe}", "",
+             "Measured: the mean over the seeds of the checkpoints with the same label (method, plus `+DO` / `+SWA` "
+             "for spatial dropout / SWA switched on against the method's default), dataset, backbone and training "
+             "fraction. Δ = measured − published. Table 7's \"Renofeation\" is DELTA-R + DO + SWA "
+             "(`delta_r+DO+SWA`). Feature loss: the measured `feature_distance`.", ""]
+    return "\n".join(lines + markdown_table(header, body)) + "\n"
+
+
+def build_report(run_dirs: list[Path], out: Path | None = None, recipe: str | None = None) -> Path:
+    """Write the report of the runs' robustness rows into `out` (default: first run's report/); returns it.
+    With a recipe (`recipe`, else the first sweep.json naming one) whose tables have published numbers, also
+    paper_comparison.md."""
     if not run_dirs:
         raise UserError("give at least one run directory")
     run_dirs = [Path(d).expanduser().resolve() for d in run_dirs]
     inputs = load_inputs(run_dirs)
+    recipe = recipe or next((s["recipe"] for s in inputs.sweeps.values() if isinstance(s, dict) and s.get("recipe")),
+                            None)
+    tables = get_recipe(recipe).tables if recipe else ()
     out = Path(out).expanduser().resolve() if out is not None else run_dirs[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     analysis = analyse(inputs.rows)
     images = draw_figures(analysis, out)
     summary = summary_record(analysis, inputs, images)
+    if tables:
+        summary["paper_comparison"] = paper_comparison(inputs.rows, tables)
+        (out / PAPER_COMPARISON).write_text(paper_comparison_markdown(recipe, summary["paper_comparison"]))
     (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
     (out / "summary.md").write_text(summary_markdown(analysis, inputs, images, summary))
     return out

@@ -22,8 +22,10 @@ def sampled_domain(domain: dict[str, Any]):
     return tune.choice(domain.get("choice", domain.get("grid")))
 
 
-def param_space(space: SearchSpace, search: str, base: dict[str, Any], method: str | None) -> dict[str, Any]:
-    """`base` config values + the space's fixed values + one Tune domain per swept parameter."""
+def param_space(space: SearchSpace, search: str, defaults: dict[str, Any], method: str | None,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`defaults` < the space's fixed values < the user's explicit `overrides`, plus one Tune domain per
+    swept parameter."""
     if search not in SEARCHES:
         raise UserError(f"unknown --search {search!r}; choose one of {', '.join(SEARCHES)}")
     parameters = dict(space.parameters)
@@ -38,7 +40,7 @@ def param_space(space: SearchSpace, search: str, base: dict[str, Any], method: s
     unknown_fixed = sorted(set(space.fixed) - set(CONFIG_KEYS))
     if unknown_fixed:
         raise UserError(f"space {space.name!r}: fixed key {unknown_fixed[0]!r} is not a trial config key")
-    values = {**base, **space.fixed}
+    values = {**defaults, **space.fixed, **(overrides or {})}
     if method is not None:
         if space.methods and method not in space.methods:
             raise UserError(f"--method {method!r} is not for space {space.name!r}; choose one of {', '.join(space.methods)}")

@@ -24,9 +24,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.sample import Categorical, Float, Integer
 
-from search_spaces import SPACES, SpaceError, get_space
+from search_spaces import SPACES, SearchSpace, SpaceError, get_space
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.config import resolve_config
+from trainables.data.registry import EMBEDDED_DATASETS, dataset_summary
 from trainables.errors import UserError
 from trainables.methods import get_method
 from trainables.trainable import transfer_trainable
@@ -35,6 +36,7 @@ from trainables.attack import attack_config
 from tuner.attack import ROBUSTNESS_TABLE, default_attack_preset, run_attack_stage
 from tuner.cli import parse_assignments, run_cli
 from tuner.progress import ProgressCallback
+from tuner.recipes import RECIPES, get_recipe
 from tuner.report import build_report
 from tuner.spaces import SEARCHES, param_space
 from tuner.tables import write_rows
@@ -57,6 +59,7 @@ class PruningOptunaSearch(OptunaSearch):
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tuner.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="lambda_feat", help=f"{', '.join(SPACES)}, or a .yaml/.json file")
+    parser.add_argument("--recipe", help=f"run a paper table or figure instead of --space: {', '.join(RECIPES)}")
     parser.add_argument("--method", help="restrict the space to one method")
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--data-root")
@@ -100,8 +103,14 @@ def storage_location(storage: str) -> str:
     return str(Path(storage).expanduser().resolve())
 
 
-def base_config(args: argparse.Namespace) -> dict:
-    config = {"dataset": args.dataset, "seed": args.seed}
+def config_defaults(args: argparse.Namespace) -> dict:
+    """Values a space's own fixed values may replace."""
+    return {"dataset": args.dataset, "seed": args.seed}
+
+
+def config_overrides(args: argparse.Namespace) -> dict:
+    """Values the user gave explicitly: they win over a space's (or recipe's) fixed values."""
+    config = {}
     for key, value in (("data_root", args.data_root), ("arch", args.arch), ("weights", args.weights),
                        ("fraction", args.fraction), ("iteration_budget", args.iters)):
         if value is not None:
@@ -193,28 +202,27 @@ def resumed_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
     record = read_json(f"{run_dir}/{SWEEP_RECORD}")
     if record is None or not tune.Tuner.can_restore(run_dir):
         raise UserError(f"--resume: no sweep to continue at {run_dir}")
-    return argparse.Namespace(**{**record["settings"], "resume": True, "name": args.name, "storage": args.storage,
-                                 "address": args.address})
+    return argparse.Namespace(**{**vars(parse_args([])), **record["settings"], "resume": True, "name": args.name,
+                                 "storage": args.storage, "address": args.address})
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    check_args(args)
-    storage = storage_location(args.storage)
-    if args.resume:
-        args = resumed_args(args, f"{storage}/{args.name}")
-    try:
-        space = get_space(args.space)
-    except SpaceError as error:
-        raise UserError(str(error)) from None
-    name = args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+def check_datasets(configs: list) -> None:
+    """Every paper dataset's layout, checked here in one line rather than in every trial on the cluster."""
+    for dataset, data_root, fraction in sorted({(c.dataset, c.data_root, c.fraction) for c in configs
+                                                if c.dataset not in EMBEDDED_DATASETS}, key=str):
+        dataset_summary(dataset, data_root, fraction)
+
+
+def run_trials(args: argparse.Namespace, space: SearchSpace, name: str, storage: str, extra: dict) -> str:
+    """One sweep of `space` (resumed when args.resume); returns its run directory once every trial ended."""
     run_dir = f"{storage}/{name}"
-    values = param_space(space, args.search, base_config(args), args.method)
-    configs = [resolve_config(config) for config in trial_configs(values)]  # one-line errors before Ray starts
+    values = param_space(space, args.search, config_defaults(args), args.method, config_overrides(args))
+    configs = [resolve_config(config) for config in trial_configs(values)]  # one-line errors before any work
+    check_datasets(configs)
     swa_swept = "swa" in space.parameters
     longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
-    if args.search == "grid" and args.num_samples > 1:
-        print(f"--search grid: each of the grid's points runs {args.num_samples} times")
+    grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
+    expected_trials = args.num_samples * (grid_points if args.search == "grid" else 1)
 
     if any(get_method(config.method).needs_pretrained for config in configs) or args.search == "optuna-mo":
         pretrained_for(configs[0])  # find or pretrain the source here, where its progress is visible
@@ -224,34 +232,25 @@ def main(argv: list[str] | None = None) -> None:
         preset = args.attack or default_attack_preset(configs[0].dataset)
         crafted = adversarial_set(AdversarialSetSpec.from_trial(configs[0], attack_config(preset)))
         trainable = tune.with_parameters(transfer_trainable, adversarial_test=crafted.adversarial_images())
-
-    if args.address:
-        ray.init(address=args.address, configure_logging=False, log_to_driver=False)
-    else:
-        ray.init(address="local", num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
-                 configure_logging=False, log_to_driver=False)
-    grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
-    expected_trials = args.num_samples * (grid_points if args.search == "grid" else 1)
     resources = tune.with_resources(trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
-    run_config = tune.RunConfig(
-        name=name, storage_path=storage, verbose=0,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        failure_config=tune.FailureConfig(max_failures=2),  # e.g. a CUDA OOM when fractions overpack a GPU
-        callbacks=[ProgressCallback(set(space.parameters), expected_trials)],
-    )
     if args.resume:
         tuner = tune.Tuner.restore(run_dir, trainable=resources, resume_unfinished=True, resume_errored=True)
     else:
         tuner = tune.Tuner(
-            resources, param_space=values, run_config=run_config,
+            resources, param_space=values,
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage, verbose=0,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=2),  # e.g. a CUDA OOM when fractions overpack a GPU
+                callbacks=[ProgressCallback(set(space.parameters), expected_trials)],
+            ),
             tune_config=tune.TuneConfig(
-                search_alg=searcher(args.search, args.seed), scheduler=scheduler(args.scheduler, longest, min(
-                    c.eval_every for c in configs)),
+                search_alg=searcher(args.search, args.seed),
+                scheduler=scheduler(args.scheduler, longest, min(c.eval_every for c in configs)),
                 num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent, reuse_actors=True,
             ),
         )
-    if not args.resume:
-        write_json(sweep_record(args, space.name, run_dir), f"{run_dir}/{SWEEP_RECORD}")
+        write_json(sweep_record(args, space.name, run_dir) | extra, f"{run_dir}/{SWEEP_RECORD}")
     started = time.time()
     print(f"sweep {name}: space {space.name} ({space.description}); {args.search} search, {args.scheduler} "
           f"scheduler; results in {run_dir}", flush=True)
@@ -263,14 +262,48 @@ def main(argv: list[str] | None = None) -> None:
     print(f"trials table: {run_dir}/{TRIALS_TABLE}")
     waiting = len(unfinished(analysis)) + max(0, expected_trials - len(analysis.trials))
     if waiting:
+        again = f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {name}"
         print(f"interrupted with {waiting} of {expected_trials} trials unfinished; continue with: "
-              f"python -m tuner.sweep --resume --name {name} --storage {storage}", file=sys.stderr)
+              f"python -m tuner.sweep {again} --storage {storage}", file=sys.stderr)
         raise SystemExit(130)
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    check_args(args)
+    storage = storage_location(args.storage)
+    if args.resume:
+        args = resumed_args(args, f"{storage}/{args.name}")
+    if args.recipe:
+        recipe = get_recipe(args.recipe)
+        name = args.name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # A recipe's parts are sweeps of their own; running the recipe again continues the unfinished ones.
+        parts = [(part, f"{name}-{part.name}") for part in recipe.parts]
+    else:
+        try:
+            space = get_space(args.space)
+        except SpaceError as error:
+            raise UserError(str(error)) from None
+        parts = [(space, args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")]
+
+    if args.address:
+        ray.init(address=args.address, configure_logging=False, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
+                 configure_logging=False, log_to_driver=False)
+    run_dirs = []
+    for space, name in parts:
+        part_args = args
+        if args.recipe and read_json(f"{storage}/{name}/{SWEEP_RECORD}") is not None:
+            part_args = argparse.Namespace(**{**vars(args), "resume": True})
+        run_dirs.append(run_trials(part_args, space, name, storage, {"recipe": args.recipe} if args.recipe else {}))
     if args.no_attack:
         return
-    run_attack_stage(run_dir, args.select, args.top_k, args.attack)
-    print(f"robustness table: {run_dir}/{ROBUSTNESS_TABLE}")
-    print(f"report: {build_report([Path(run_dir)])}")
+    for run_dir in run_dirs:
+        run_attack_stage(run_dir, args.select, args.top_k, args.attack)
+        print(f"robustness table: {run_dir}/{ROBUSTNESS_TABLE}")
+    print(f"report: {build_report([Path(run_dir) for run_dir in run_dirs], recipe=args.recipe)}")
 
 
 if __name__ == "__main__":

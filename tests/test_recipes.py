@@ -1,0 +1,192 @@
+"""`tuner.recipes` and `tuner.paper_results`: each recipe expands to the paper's trials (without running them),
+the published numbers are transcribed and labelled consistently, and the report sets them beside measured ones."""
+import json
+from collections import Counter
+
+import pytest
+
+from trainables.config import resolve_config
+from trainables.errors import UserError
+from trainables.methods import METHODS
+from tuner.paper_results import DATASETS, PAPER_RESULTS, row_label
+from tuner.recipes import ARCHS, RECIPES, get_recipe, recipe_trials
+from tuner.report import build_report, paper_comparison
+from tuner.tables import write_rows
+
+EXPECTED_TRIALS = {"table2": 25, "table4": 60, "table5": 30, "table6": 20, "fig3": 60, "fig4": 105}
+
+
+def published(table: str, label: str, dataset: str, arch: str = "resnet18", fraction: float = 1.0):
+    return next(r for r in PAPER_RESULTS if (r.table, r.label, r.dataset, r.arch, r.fraction)
+                == (table, label, dataset, arch, fraction))
+
+
+def test_every_recipe_has_its_trial_count_and_no_duplicates():
+    assert set(RECIPES) == set(EXPECTED_TRIALS)
+    for name, count in EXPECTED_TRIALS.items():
+        trials = recipe_trials(RECIPES[name])
+        assert len(trials) == count, name
+        assert len({json.dumps(t, sort_keys=True) for t in trials}) == count, name
+        for part in RECIPES[name].parts:
+            assert set(part.parameters["method"]["grid"]) == set(part.methods)
+
+
+def test_every_trial_is_a_valid_config():
+    for recipe in RECIPES.values():
+        for trial in recipe_trials(recipe):
+            config = resolve_config({**trial, "data_root": "/data"})
+            assert config.method == trial["method"] and config.dataset in DATASETS
+            assert config.seed == 0
+
+
+def test_table2_is_five_baselines_on_resnet18():
+    trials = recipe_trials(RECIPES["table2"])
+    assert Counter(t["method"] for t in trials) == {m: 5 for m in ("linear", "finetune", "l2sp", "delta", "retrain")}
+    assert {(t["arch"], t["fraction"]) for t in trials} == {("resnet18", 1.0)}
+
+
+def test_table4_crosses_three_methods_with_four_backbones():
+    trials = recipe_trials(RECIPES["table4"])
+    assert {(t["method"], t["arch"], t["dataset"]) for t in trials} == {
+        (m, a, d) for m in ("delta", "renofeation", "retrain") for a in ARCHS for d in DATASETS}
+    assert ARCHS == ("resnet18", "resnet50", "resnet101", "mobilenet_v2")
+
+
+def test_table5_runs_a_third_and_two_thirds_of_the_data():
+    trials = recipe_trials(RECIPES["table5"])
+    assert Counter(t["fraction"] for t in trials) == {0.33: 15, 0.66: 15}
+    assert {t["method"] for t in trials} == {"delta", "renofeation", "retrain"}
+
+
+def test_table6_adds_adversarial_delta_with_swa_and_dropout():
+    trials = recipe_trials(RECIPES["table6"])
+    switched = [t for t in trials if t["method"] == "delta_adv" and t.get("dropout") and t.get("swa")]
+    assert len(switched) == 5 and {t["dataset"] for t in switched} == set(DATASETS)
+    assert Counter(row_label(t) for t in trials) == {"delta": 5, "delta_adv": 5, "renofeation": 5,
+                                                     "delta_adv+DO+SWA": 5}
+
+
+def test_fig3_is_the_ablation_and_fig4_the_lambda_grid():
+    fig3 = recipe_trials(RECIPES["fig3"])
+    assert Counter(row_label(t) for t in fig3 if t["method"] == "delta_r") == {
+        "delta_r": 5, "delta_r+DO": 5, "delta_r+SWA": 5, "delta_r+DO+SWA": 5}
+    assert RECIPES["fig3"].tables == ("table7",) and RECIPES["fig4"].tables == ()
+    fig4 = recipe_trials(RECIPES["fig4"])
+    assert sorted({t["lambda_feat"] for t in fig4}) == [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+    assert {t["method"] for t in fig4} == {"delta", "delta_r", "renofeation"}
+
+
+def test_every_published_label_parses_to_a_known_method_and_its_own_label():
+    for result in PAPER_RESULTS:
+        method, *switches = result.label.split("+")
+        assert method in METHODS and set(switches) <= {"DO", "SWA"}, result.label
+        row = {"method": method, "dropout": "DO" in switches or METHODS[method].dropout,
+               "swa": "SWA" in switches or METHODS[method].swa}
+        assert row_label(row) == result.label
+    assert Counter(r.table for r in PAPER_RESULTS) == {"table2": 25, "table4": 60, "table5": 30, "table6": 20,
+                                                       "table7": 20}
+
+
+def test_row_label_marks_switches_that_differ_from_the_method_default():
+    assert row_label({"method": "delta_r", "dropout": True, "swa": True}) == "delta_r+DO+SWA"
+    assert row_label({"method": "renofeation", "dropout": True, "swa": True}) == "renofeation"
+    assert row_label({"method": "renofeation", "dropout": False, "swa": True}) == "renofeation-DO"
+    assert row_label({"method": "delta"}) == "delta"
+
+
+def test_a_result_in_several_tables_has_the_same_numbers_in_each():
+    by_key: dict[tuple, set] = {}
+    for r in PAPER_RESULTS:
+        by_key.setdefault((r.label, r.dataset, r.arch, r.fraction), set()).add((r.table, r.clean, r.asr))
+    overlapping = {key: entries for key, entries in by_key.items() if len(entries) > 1}
+    assert {key[0] for key in overlapping} == {"delta", "renofeation", "retrain"}
+    for entries in overlapping.values():
+        assert len({(clean, asr) for _, clean, asr in entries}) == 1
+    for dataset in DATASETS:  # Table 7's "Renofeation" is DELTA-R + DO + SWA
+        renofeation, table7 = published("table4", "renofeation", dataset), published("table7", "delta_r+DO+SWA", dataset)
+        assert (renofeation.clean, renofeation.asr) == (table7.clean, table7.asr)
+
+
+@pytest.mark.parametrize("table, label, dataset, arch, fraction, clean, asr", [
+    ("table2", "linear", "dog", "resnet18", 1.0, 84.22, 96.06),
+    ("table2", "l2sp", "action", "resnet18", 1.0, 77.22, 92.16),
+    ("table4", "renofeation", "indoor", "mobilenet_v2", 1.0, 76.49, 7.12),
+    ("table4", "delta", "flower", "resnet101", 1.0, 96.37, 44.04),
+    ("table4", "retrain", "bird", "resnet50", 1.0, 70.47, 7.45),
+    ("table5", "retrain", "bird", "resnet18", 0.33, 26.10, 14.68),
+    ("table5", "delta", "flower", "resnet18", 0.66, 94.23, 56.39),
+    ("table6", "delta_adv+DO+SWA", "indoor", "resnet18", 1.0, 78.28, 36.60),
+    ("table7", "delta_r+SWA", "action", "resnet18", 1.0, 78.07, 23.62),
+])
+def test_transcribed_numbers_match_the_paper(table, label, dataset, arch, fraction, clean, asr):
+    result = published(table, label, dataset, arch, fraction)
+    assert (result.clean, result.asr) == (clean, asr)
+
+
+def test_table7_alone_has_feature_loss():
+    assert published("table7", "delta_r+SWA", "action").feature_loss == 0.87
+    assert published("table7", "delta_r+DO+SWA", "bird").feature_loss == 1.68
+    assert all((r.feature_loss is not None) == (r.table == "table7") for r in PAPER_RESULTS)
+
+
+def measured_row(method: str, dataset: str, clean: float, asr: float, seed: int = 0, **config) -> dict:
+    return {"method": method, "dataset": dataset, "arch": "resnet18", "fraction": 1.0, "seed": seed,
+            "dropout": METHODS[method].dropout, "swa": METHODS[method].swa, **config,
+            "clean_acc": clean, "asr": asr, "feature_distance": 0.9}
+
+
+def test_paper_comparison_averages_matching_rows_and_marks_the_rest_not_run():
+    rows = [measured_row("linear", "dog", 84.0, 95.0), measured_row("linear", "dog", 85.0, 97.0, seed=1),
+            measured_row("delta_r", "bird", 77.0, 4.0, dropout=True, swa=True),
+            measured_row("delta_r", "bird", 10.0, 90.0, dropout=True),  # delta_r+DO: another row of Table 7
+            measured_row("linear", "dog", 10.0, 10.0, arch="resnet50")]  # no published ResNet-50 linear probe
+    table2 = {(r["label"], r["dataset"]): r for r in paper_comparison(rows, ("table2",))}
+    assert len(table2) == 25
+    linear_dog = table2[("linear", "dog")]
+    assert linear_dog["n"] == 2 and linear_dog["status"] == "measured"
+    assert linear_dog["clean_measured"] == pytest.approx(84.5)
+    assert linear_dog["clean_difference"] == pytest.approx(84.5 - 84.22)
+    assert linear_dog["asr_difference"] == pytest.approx(96.0 - 96.06)
+    assert "feature_loss_published" not in linear_dog
+    not_run = table2[("delta", "dog")]
+    assert (not_run["n"], not_run["status"], not_run["clean_measured"], not_run["asr_difference"]) == (
+        0, "not run", None, None)
+    assert sum(r["n"] > 0 for r in table2.values()) == 1
+    table7 = {(r["label"], r["dataset"]): r for r in paper_comparison(rows, ("table7",))}
+    renofeation = table7[("delta_r+DO+SWA", "bird")]
+    assert renofeation["n"] == 1 and renofeation["asr_difference"] == pytest.approx(4.0 - 3.41)
+    assert renofeation["feature_loss_difference"] == pytest.approx(0.9 - 1.68)
+    assert table7[("delta_r+DO", "bird")]["clean_difference"] == pytest.approx(10.0 - 77.72)
+
+
+def report_row(trial_id: str, method: str, dataset: str, clean: float, asr: float) -> dict:
+    config = vars(resolve_config({"method": method, "dataset": dataset, "data_root": "/data"}))
+    return {"trial_id": trial_id, **config, "clean_acc": clean, "adv_acc": clean * (1 - asr / 100), "asr": asr,
+            "clean_correct": 100, "fooled": round(asr), "test_images": 120, "noise_asr": 1.0, "noise_fooled": 1,
+            "weight_distance": 30.0 - asr / 5, "feature_distance": 5.0 - asr / 25, "attack_preset": "paper",
+            "attack_budget": 0.4, "attack_step": 0.01, "attack_iters": 40, "attack_units": "pixels",
+            "weights_digest": "sha256:0123abcd", "checkpoint_path": f"/runs/{trial_id}/ckpt", "evaluated_at": 0.0}
+
+
+def test_a_recipe_run_report_writes_the_paper_comparison(tmp_path):
+    run = tmp_path / "table2_run"
+    run.mkdir()
+    rows = [report_row("a", "linear", "dog", 83.50, 95.00), report_row("b", "retrain", "flower", 86.25, 4.00),
+            report_row("c", "delta", "bird", 79.00, 60.00)]
+    write_rows(rows, str(run / "robustness.parquet"))
+    (run / "sweep.json").write_text(json.dumps({"recipe": "table2"}))
+    out = build_report([run])
+    markdown = (out / "paper_comparison.md").read_text()
+    linear_dog = next(line for line in markdown.splitlines() if "| linear | dog |" in line)
+    assert "83.50" in linear_dog and "84.22" in linear_dog and "-0.72" in linear_dog
+    assert "| table2 | finetune | dog |" in markdown and "not run" in markdown
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["paper_comparison"]) == 25
+    assert sum(r["status"] == "measured" for r in summary["paper_comparison"]) == 3
+    overridden = build_report([run], tmp_path / "as_table4", recipe="table4")
+    assert len(json.loads((overridden / "summary.json").read_text())["paper_comparison"]) == 60
+
+
+def test_an_unknown_recipe_is_a_user_error():
+    with pytest.raises(UserError, match="unknown recipe 'table9'"):
+        get_recipe("table9")
