@@ -11,7 +11,7 @@ from trainables.attack import PenultimateAttack, attack_config, feature_objectiv
 from trainables.config import resolve_config
 from trainables.models.network import build_network
 from trainables.evaluation import attack_counts
-from trainables.robustness import evaluate_model, feature_distance, weight_distance
+from trainables.robustness import evaluate_model, feature_distance, image_batches, weight_distance
 from trainables.trial import prepare_run, pretrained_for
 
 TINY_ATTACK = {"iters": 5}
@@ -108,8 +108,11 @@ def test_weight_and_feature_distance_are_zero_for_theta0_and_grow_with_training(
     pretrained = build_network(config.arch, 10, pretrained_for(config)).eval()
     same = build_network(config.arch, 10, pretrained_for(config))
     run = trained_run("finetune")
-    train_plain = run.data.train_plain
+    batches = image_batches(run.data.train_plain, torch.device("cpu"))
     assert weight_distance(same, pretrained) == 0.0
-    assert feature_distance(same, pretrained, train_plain, torch.device("cpu")) == 0.0
+    assert feature_distance(same, pretrained, batches) == 0.0
     assert weight_distance(run.student, pretrained) > 0.0
-    assert feature_distance(run.student, pretrained, train_plain, torch.device("cpu")) > 0.0
+    cache = []
+    first = feature_distance(run.student, pretrained, batches, cache)
+    assert first > 0.0 and len(cache) == len(batches)
+    assert feature_distance(run.student, pretrained, batches, cache) == pytest.approx(first)

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from trainables.attack import AttackConfig, PenultimateAttack
+from trainables.attack import AttackConfig, PenultimateAttack, uniform_noise
 from trainables.cache import cache_root
 from trainables.config import TrialConfig
 from trainables.data.registry import build_transfer_data
@@ -28,6 +28,8 @@ from trainables.models.network import build_network
 from trainables.trial import pretrained_for
 
 MANIFEST = "manifest.json"
+SCORING_BATCH_SIZE = 256
+MEMO_BYTES = 1 << 30
 SHARD_SIZE = 1024
 CRAFT_BATCH_SIZE = 128
 
@@ -74,6 +76,31 @@ class AdversarialSet:
     attack: AttackConfig
     # The pretrained model's features on train_plain, filled by the first feature-distance computation.
     reference_features: list = field(default_factory=list, compare=False, repr=False)
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def scoring_batches(self, device: torch.device) -> Iterable[tuple[torch.Tensor, ...]]:
+        """(clean, adversarial, uniform-noise images, labels) batches in test-set order, on `device`."""
+        return self._memoized("scoring", device, 3 * len(self.test), self._scoring_batches)
+
+    def training_batches(self, device: torch.device) -> Iterable[torch.Tensor]:
+        """The training images without augmentation, on `device` (for the feature distance)."""
+        return self._memoized("training", device, len(self.train_plain), lambda target: (
+            images.to(target) for images, _ in DataLoader(self.train_plain, batch_size=SCORING_BATCH_SIZE)))
+
+    def _memoized(self, name: str, device: torch.device, images: int, make) -> Iterable:
+        """Scoring many checkpoints reads, builds and moves small sets once: kept on `device` when they fit."""
+        if (name, device) in self._memo:
+            return self._memo[(name, device)]
+        if images * self.test[0][0].numel() * 4 > MEMO_BYTES:
+            return make(device)
+        self._memo[(name, device)] = list(make(device))
+        return self._memo[(name, device)]
+
+    def _scoring_batches(self, device: torch.device) -> Iterator[tuple[torch.Tensor, ...]]:
+        generator = torch.Generator().manual_seed(self.manifest["key_fields"]["seed"])
+        for clean, adversarial, labels in self.batches(SCORING_BATCH_SIZE):
+            noise = uniform_noise(clean, self.attack, self.pretrained.std.cpu(), generator)
+            yield clean.to(device), adversarial.to(device), noise.to(device), labels
 
     def adversarial_images(self) -> torch.Tensor:
         """Every adversarial image in test-set order, in one tensor (to hand to trials by reference)."""
