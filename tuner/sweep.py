@@ -34,7 +34,7 @@ from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
 from trainables.attack import attack_config
 from tuner.attack import ROBUSTNESS_TABLE, default_attack_preset, run_attack_stage
-from tuner.cli import parse_assignments, run_cli
+from tuner.cli import add_trial_arguments, parse_assignments, run_cli
 from tuner.progress import ProgressCallback
 from tuner.recipes import RECIPES, get_recipe
 from tuner.report import build_report
@@ -61,15 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--space", default="lambda_feat", help=f"{', '.join(SPACES)}, or a .yaml/.json file")
     parser.add_argument("--recipe", help=f"run a paper table or figure instead of --space: {', '.join(RECIPES)}")
     parser.add_argument("--method", help="restrict the space to one method")
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--data-root")
-    parser.add_argument("--arch")
-    parser.add_argument("--weights", help="torchvision-format state dict of the pretrained model")
-    parser.add_argument("--fraction", type=float)
-    parser.add_argument("--iters", type=int, help="main-stage iterations per trial; SWA, eval and checkpoint "
-                                                  "intervals scale along (small for demos)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a trial config value for every trial (e.g. --set batch_size=32)")
+    add_trial_arguments(parser)
     parser.add_argument("--search", default="grid", help=f"{', '.join(SEARCHES)}")
     parser.add_argument("--num-samples", type=int, default=1,
                         help="trials to sample (random/optuna), or repeats of the grid")

@@ -9,25 +9,18 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from trainables.config import CONFIG_KEYS, resolve_config
+from trainables.config import resolve_config
 from trainables.methods import get_method
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
-from tuner.cli import parse_assignments, run_cli
+from tuner.cli import add_trial_arguments, parse_assignments, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tuner.train", description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="renofeation")
-    parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--data-root")
-    parser.add_argument("--arch")
-    parser.add_argument("--weights", help="torchvision-format state dict of the pretrained model")
-    parser.add_argument("--fraction", type=float)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--iters", type=int, help="main-stage iterations; SWA and eval intervals scale along")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"any trial config value ({', '.join(CONFIG_KEYS)})")
+    add_trial_arguments(parser)
     parser.add_argument("--cpus", type=float, default=1, help="CPUs for the trial (torch threads)")
     parser.add_argument("--gpus", type=float, default=0, help="GPUs for the trial (fractions allowed)")
     parser.add_argument("--storage", default=str(Path("runs").resolve()), help="absolute path or URI for results")
