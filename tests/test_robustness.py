@@ -1,5 +1,6 @@
 """The pretrained-model attack, the cached adversarial set, and the robustness metrics."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -116,3 +117,21 @@ def test_weight_and_feature_distance_are_zero_for_theta0_and_grow_with_training(
     first = feature_distance(run.student, pretrained, batches, cache)
     assert first > 0.0 and len(cache) == len(batches)
     assert feature_distance(run.student, pretrained, batches, cache) == pytest.approx(first)
+
+
+def test_shards_crafted_as_ray_tasks_equal_the_local_ones(tmp_path):
+    import ray
+
+    config = resolve_config(tiny_config("finetune"))
+    local = AdversarialSetSpec.from_trial(replace(config, cache_dir=str(tmp_path / "local")),
+                                          attack_config("embedded", **TINY_ATTACK), shard_size=200)
+    remote = replace(local, cache_dir=str(tmp_path / "ray"))
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    try:
+        by_ray = adversarial_set(remote)  # Ray is running and there are 3 shards: crafted as Ray tasks
+    finally:
+        ray.shutdown()
+    by_loop = adversarial_set(local, use_ray=False)
+    assert [shard["count"] for shard in by_ray.manifest["shards"]] == [200, 200, 140]
+    assert by_ray.key == by_loop.key
+    assert torch.equal(by_ray.adversarial_images(), by_loop.adversarial_images())

@@ -30,7 +30,6 @@ from trainables.trial import pretrained_for
 MANIFEST = "manifest.json"
 SCORING_BATCH_SIZE = 256
 MEMO_BYTES = 1 << 30
-SHARD_SIZE = 1024
 CRAFT_BATCH_SIZE = 128
 
 
@@ -48,11 +47,13 @@ class AdversarialSetSpec:
     cache_dir: str | None
     attack: AttackConfig
     seed: int = 0
+    shard_size: int = 1024  # test images per shard: the unit one Ray task crafts
 
     @classmethod
-    def from_trial(cls, config: TrialConfig, attack: AttackConfig, seed: int = 0) -> "AdversarialSetSpec":
+    def from_trial(cls, config: TrialConfig, attack: AttackConfig, seed: int = 0,
+                   shard_size: int = 1024) -> "AdversarialSetSpec":
         return cls(config.dataset, config.data_root, config.fraction, config.arch, config.weights,
-                   config.source_images, config.source_iters, config.cache_dir, attack, seed)
+                   config.source_images, config.source_iters, config.cache_dir, attack, seed, shard_size)
 
     def trial_config(self) -> TrialConfig:
         """A config that resolves the same data and pretrained weights (the method is irrelevant)."""
@@ -138,20 +139,25 @@ class _Context:
         self.key_fields = {
             "weights_digest": pretrained.digest, "dataset": spec.dataset, "split": "test",
             "fraction": spec.fraction, "test_set": data.test.fingerprint(), **spec.attack.record(),
-            "seed": spec.seed,
+            "seed": spec.seed, "shard_size": spec.shard_size,  # each shard draws its own random starts
         }
         self.key = hashlib.sha256(json.dumps(self.key_fields, sort_keys=True).encode()).hexdigest()[:20]
-        self.shard_count = -(-len(self.test) // SHARD_SIZE)
+        self.shard_size = spec.shard_size
+        self.shard_count = -(-len(self.test) // spec.shard_size)
 
 
-def adversarial_set(spec: AdversarialSetSpec, device: str | torch.device = "cpu", use_ray: bool = False) -> AdversarialSet:
-    """The verified set for `spec`, crafted first if the cache lacks a valid entry."""
+def adversarial_set(spec: AdversarialSetSpec, device: str | torch.device = "cpu",
+                    use_ray: bool | None = None) -> AdversarialSet:
+    """The verified set for `spec`, crafted first if the cache lacks a valid entry — shard by shard as Ray
+    tasks when `use_ray` (default: when Ray is running and there is more than one shard)."""
     context = _Context(spec, torch.device(device))
     directory = cache_root(spec.cache_dir) / "adversarial" / context.key
     directory.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory) + ".lock"):
         manifest = _verified_manifest(directory)
         if manifest is None:
+            if use_ray is None:
+                use_ray = context.shard_count > 1 and _ray_running()
             manifest = _craft(spec, context, directory, use_ray)
     return AdversarialSet(context.key, directory, manifest, context.test, context.train_plain, context.network,
                           context.weights_digest, spec.attack)
@@ -178,7 +184,8 @@ def _craft(spec: AdversarialSetSpec, context: _Context, directory: Path, use_ray
     if use_ray:
         import ray
 
-        task = ray.remote(num_gpus=1 if torch.cuda.is_available() else 0)(_craft_shard_task)
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+        task = ray.remote(num_gpus=gpus)(_craft_shard_task)
         shards = ray.get([task.remote(spec, index, str(directory)) for index in range(context.shard_count)])
     else:
         shards = [craft_shard(context, index, directory) for index in range(context.shard_count)]
@@ -196,9 +203,9 @@ def _craft_shard_task(spec: AdversarialSetSpec, index: int, directory: str) -> d
 
 
 def craft_shard(context: _Context, index: int, directory: Path) -> dict:
-    """Attack test images [index * SHARD_SIZE, ...) and write them as one shard file."""
-    start = index * SHARD_SIZE
-    subset = Subset(context.test, range(start, min(start + SHARD_SIZE, len(context.test))))
+    """Attack test images [index * shard_size, ...) and write them as one shard file."""
+    start = index * context.shard_size
+    subset = Subset(context.test, range(start, min(start + context.shard_size, len(context.test))))
     torch.manual_seed(context.seed * 1_000_003 + index)  # random starts independent of shard order
     attack = PenultimateAttack(context.network, context.attack)
     adversarial = []
@@ -208,6 +215,14 @@ def craft_shard(context: _Context, index: int, directory: Path) -> dict:
     path = directory / f"shard-{index:05d}.pt"
     torch.save({"adversarial": torch.cat(adversarial)}, path)
     return {"file": path.name, "count": len(subset), "sha256": _sha256(path)}
+
+
+def _ray_running() -> bool:
+    try:
+        import ray
+    except ImportError:  # the attack also runs where only torch is installed
+        return False
+    return ray.is_initialized()
 
 
 def _sha256(path: Path) -> str:
