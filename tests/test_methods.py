@@ -3,7 +3,6 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from tests.conftest import tiny_config
 from trainables.config import resolve_config

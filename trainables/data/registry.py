@@ -2,7 +2,6 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from torch.utils.data import Dataset, Subset
 from torchvision.transforms import v2
 
