@@ -26,13 +26,13 @@ from ray.tune.search.sample import Categorical, Float, Integer
 
 from search_spaces import SPACES, SearchSpace, SpaceError, get_space
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
+from trainables.attack import attack_config
 from trainables.config import resolve_config
 from trainables.data.registry import EMBEDDED_DATASETS, dataset_summary
 from trainables.errors import UserError
 from trainables.methods import get_method
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
-from trainables.attack import attack_config
 from tuner.attack import ROBUSTNESS_TABLE, default_attack_preset, run_attack_stage
 from tuner.cli import add_trial_arguments, parse_assignments, run_cli
 from tuner.progress import ProgressCallback
