@@ -12,6 +12,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -205,17 +206,35 @@ def check_datasets(configs: list) -> None:
         dataset_summary(dataset, data_root, fraction)
 
 
-def run_trials(args: argparse.Namespace, space: SearchSpace, name: str, storage: str, extra: dict) -> str:
-    """One sweep of `space` (resumed when args.resume); returns its run directory once every trial ended."""
-    run_dir = f"{storage}/{name}"
+@dataclass(frozen=True)
+class Plan:
+    """One sweep, validated before Ray starts: its Tune param_space and every config it can produce."""
+
+    space: SearchSpace
+    name: str
+    values: dict
+    configs: list
+    expected_trials: int
+    longest: int
+
+
+def plan(args: argparse.Namespace, space: SearchSpace, name: str) -> Plan:
+    """User mistakes in the space, the flags or the data surface here, as one line, before any work."""
     values = param_space(space, args.search, config_defaults(args), args.method, config_overrides(args))
-    configs = [resolve_config(config) for config in trial_configs(values)]  # one-line errors before any work
+    configs = [resolve_config(config) for config in trial_configs(values)]
     check_datasets(configs)
     swa_swept = "swa" in space.parameters
     longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
     grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
-    expected_trials = args.num_samples * (grid_points if args.search == "grid" else 1)
+    return Plan(space, name, values, configs, args.num_samples * (grid_points if args.search == "grid" else 1),
+                longest)
 
+
+def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> str:
+    """One sweep (resumed when args.resume); returns its run directory once every trial ended."""
+    space, name, values, configs = planned.space, planned.name, planned.values, planned.configs
+    expected_trials, longest = planned.expected_trials, planned.longest
+    run_dir = f"{storage}/{name}"
     if any(get_method(config.method).needs_pretrained for config in configs) or args.search == "optuna-mo":
         pretrained_for(configs[0])  # find or pretrain the source here, where its progress is visible
     trainable = transfer_trainable
@@ -278,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         except SpaceError as error:
             raise UserError(str(error)) from None
         parts = [(space, args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")]
+    plans = [plan(args, space, name) for space, name in parts]
 
     if args.address:
         ray.init(address=args.address, configure_logging=False, log_to_driver=False)
@@ -285,11 +305,11 @@ def main(argv: list[str] | None = None) -> None:
         ray.init(address="local", num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
                  configure_logging=False, log_to_driver=False)
     run_dirs = []
-    for space, name in parts:
+    for planned in plans:
         part_args = args
-        if args.recipe and read_json(f"{storage}/{name}/{SWEEP_RECORD}") is not None:
+        if args.recipe and read_json(f"{storage}/{planned.name}/{SWEEP_RECORD}") is not None:
             part_args = argparse.Namespace(**{**vars(args), "resume": True})
-        run_dirs.append(run_trials(part_args, space, name, storage, {"recipe": args.recipe} if args.recipe else {}))
+        run_dirs.append(run_trials(part_args, planned, storage, {"recipe": args.recipe} if args.recipe else {}))
     if args.no_attack:
         return
     for run_dir in run_dirs:
