@@ -31,12 +31,6 @@ class SearchSpace:
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
 
-    def grid_size(self) -> int:
-        size = 1
-        for domain in self.parameters.values():
-            size *= len(domain.get("grid", [None]))
-        return size
-
 
 FINE_TUNING_FAMILY = ("finetune", "l2sp", "delta", "linear")
 LAMBDA_FEAT_GRID = [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]

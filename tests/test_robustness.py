@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
 import trainables.adversarial_set as adversarial_module
 from tests.conftest import tiny_config
@@ -12,7 +13,7 @@ from trainables.attack import PenultimateAttack, attack_config, feature_objectiv
 from trainables.config import resolve_config
 from trainables.models.network import build_network
 from trainables.evaluation import attack_counts
-from trainables.robustness import evaluate_model, feature_distance, image_batches, weight_distance
+from trainables.robustness import evaluate_model, feature_distance, weight_distance
 from trainables.trial import prepare_run, pretrained_for
 
 TINY_ATTACK = {"iters": 5}
@@ -109,7 +110,7 @@ def test_weight_and_feature_distance_are_zero_for_theta0_and_grow_with_training(
     pretrained = build_network(config.arch, 10, pretrained_for(config)).eval()
     same = build_network(config.arch, 10, pretrained_for(config))
     run = trained_run("finetune")
-    batches = image_batches(run.data.train_plain, torch.device("cpu"))
+    batches = [images for images, _ in DataLoader(run.data.train_plain, batch_size=256)]
     assert weight_distance(same, pretrained) == 0.0
     assert feature_distance(same, pretrained, batches) == 0.0
     assert weight_distance(run.student, pretrained) > 0.0

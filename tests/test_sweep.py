@@ -51,7 +51,8 @@ def test_named_spaces_are_valid_and_resolve(name):
         assert parameter in CONFIG_KEYS
     for config in trial_configs(param_space(space, "grid", {"dataset": "digits"}, None)):
         resolve_config(config)
-    assert len(list(generate_variants(param_space(space, "grid", {}, None)))) == space.grid_size()
+    grid_points = math.prod(len(domain["grid"]) for domain in space.parameters.values())
+    assert len(list(generate_variants(param_space(space, "grid", {}, None)))) == grid_points
 
 
 def test_lambda_feat_space_covers_the_papers_range_log_spaced():

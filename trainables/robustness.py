@@ -5,7 +5,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from trainables.adversarial_set import AdversarialSet
 from trainables.checkpoint import load_model_state
@@ -50,10 +49,6 @@ def feature_distance(model: TransferNet, pretrained: TransferNet, image_batches:
         weighted += feature_distillation(stages, reference).item() / len(stages) * len(images)
         total += len(images)
     return weighted / total
-
-
-def image_batches(dataset: Dataset, device: torch.device, batch_size: int = 256) -> list[torch.Tensor]:
-    return [images.to(device) for images, _ in DataLoader(dataset, batch_size=batch_size)]
 
 
 def load_evaluation_model(checkpoint_dir: str | Path, device: torch.device) -> tuple[TransferNet, TrialConfig]:
