@@ -19,7 +19,7 @@ from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.attack import attack_config
 from trainables.checkpoint import save_checkpoint
 from trainables.config import resolve_config
-from trainables.robustness import evaluate_model, load_evaluation_model
+from trainables.robustness import distance_metrics, load_evaluation_model, split_metrics
 from trainables.source import source_cache_file, source_recipe
 from trainables.trial import prepare_run
 
@@ -49,7 +49,7 @@ def main() -> None:
         fresh = scratch / "cache"
         (fresh / "sources").mkdir(parents=True)
         shutil.copy(source_file, fresh / "sources" / source_file.name)
-        spec = AdversarialSetSpec.from_trial(replace(config, cache_dir=str(fresh)), attack_config("embedded"))
+        spec = AdversarialSetSpec.from_trial(replace(config, cache_dir=str(fresh)), attack_config("embedded"), "test")
         started = time.perf_counter()
         crafted = adversarial_set(spec, device)
         craft_seconds = time.perf_counter() - started
@@ -57,7 +57,8 @@ def main() -> None:
         started = time.perf_counter()
         for directory in directories:
             model, _ = load_evaluation_model(directory, device)
-            evaluate_model(model, crafted, device)
+            split_metrics(model, crafted, device)
+            distance_metrics(model, crafted, device)
         evaluate_seconds = time.perf_counter() - started
 
     print(f"device {device}, {torch.get_num_threads()} threads, {crafted.manifest['count']} test images, "

@@ -28,7 +28,7 @@ def random_task(image_size: int, images: int = 512, classes: int = 100) -> Trans
     train = TensorImageDataset(torch.rand(images, 3, image_size, image_size, generator=generator),
                                torch.randint(0, classes, (images,), generator=generator))
     test = TensorImageDataset(train.images[:256], train.labels[:256])
-    return TransferData("random", classes, train, test, image_size, train)
+    return TransferData("random", classes, train, None, test, train)
 
 
 def measure(method: str, arch: str, data: TransferData, iters: int, batch_size: int, device: torch.device) -> dict:

@@ -1,4 +1,5 @@
 """The final stage over a real (tiny) Ray Tune experiment: selection, the parquet table, idempotence."""
+import math
 import subprocess
 import sys
 
@@ -6,9 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 from ray import tune
+from ray.tune import Checkpoint
 
 import tuner.attack as stage
 from tests.conftest import tiny_config
+from trainables.config import resolve_config
 from trainables.trainable import transfer_trainable
 
 
@@ -28,36 +31,56 @@ def finished_sweep(tmp_path_factory):
 
 
 def count_evaluations(monkeypatch) -> list[str]:
+    """The key of each adversarial set a checkpoint was scored on, one entry per checkpoint and split."""
     calls = []
-    real = stage.evaluate_model
+    real = stage.split_metrics
 
     def counted(model, crafted, device):
         calls.append(crafted.key)
         return real(model, crafted, device)
 
-    monkeypatch.setattr(stage, "evaluate_model", counted)
+    monkeypatch.setattr(stage, "split_metrics", counted)
     return calls
 
 
 def test_stage_writes_one_row_per_checkpoint_and_is_idempotent(finished_sweep, monkeypatch):
     calls = count_evaluations(monkeypatch)
     top = stage.run_attack_stage(finished_sweep, "clean", top_k=1, preset="embedded", iters=5)
-    assert len(top) == 1 and len(calls) == 1
-    reported = {c.trial_id: c.clean_acc for c in stage.candidates(finished_sweep)}
+    assert len(top) == 1 and len(calls) == 2  # scored on the validation and the test split
+    reported = {c.trial_id: c.selection_acc for c in stage.candidates(finished_sweep)}
     assert reported[top[0]["trial_id"]] == max(reported.values())
+    assert top[0]["val_clean_acc"] == pytest.approx(reported[top[0]["trial_id"]])  # what the trial reported
 
     rows = stage.run_attack_stage(finished_sweep, "all", preset="embedded", iters=5)
-    assert len(rows) == 3 and len(calls) == 3  # the top-1 row was kept, not recomputed
-    assert len(set(calls)) == 1  # one adversarial set for all
+    assert len(rows) == 3 and len(calls) == 6  # the top-1 row was kept, not recomputed
+    assert len(set(calls)) == 2  # one adversarial set per split for all
     table = pq.read_table(finished_sweep / stage.ROBUSTNESS_TABLE).to_pylist()
     assert sorted(row["method"] for row in table) == ["finetune", "linear", "retrain"]
     for row in table:
         assert row["attack_preset"] == "embedded" and row["attack_units"] == "pixels" and row["attack_iters"] == 5
-        assert row["asr"] == pytest.approx(100 * row["fooled"] / row["clean_correct"])
+        assert row["attack_budget_pixels"] == row["attack_budget"]
+        for split, images in (("val", 126), ("test", 540)):
+            assert row[f"{split}_images"] == images
+            assert row[f"{split}_asr"] == pytest.approx(100 * row[f"{split}_fooled"] / row[f"{split}_clean_correct"])
+        assert row["selection_split"] == "val" and row["stopped_early"] is False
         assert row["lr"] > 0 and row["iters"] == 6 and row["checkpoint_path"].endswith(tuple("0123456789"))
 
     again = stage.run_attack_stage(finished_sweep, "all", preset="embedded", iters=5)
-    assert len(again) == 3 and len(calls) == 3
+    assert len(again) == 3 and len(calls) == 6
+
+
+def candidate(trial_id: str, val: float, asr: float = math.nan, stopped: bool = False) -> stage.Candidate:
+    return stage.Candidate(trial_id, resolve_config({"method": "finetune"}), Checkpoint("/nowhere"), val, asr,
+                           stopped)
+
+
+def test_selectors_read_validation_numbers_and_skip_stopped_trials():
+    found = [candidate("a", 97.0, 30.0), candidate("b", 99.0, 40.0), candidate("c", 98.0, 10.0),
+             candidate("d", 99.5, 5.0, stopped=True)]
+    assert [c.trial_id for c in stage.select(found, "clean", top_k=2)] == ["b", "c"]
+    assert {c.trial_id for c in stage.select(found, "pareto", None)} == {"b", "c"}
+    assert stage.select(found, "pareto", None, include_stopped=True)[0].trial_id == "d"
+    assert len(stage.select(found, "all", None)) == 4
 
 
 def test_cli_errors_are_one_line(finished_sweep, tmp_path):

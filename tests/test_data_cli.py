@@ -54,6 +54,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> CliRuns:
     missing_image.unlink()
     runs = run_data_cli_in_parallel({
         "bird": ["--dataset", "bird", "--data-root", str(bird.root)],
+        "bird_no_val": ["--dataset", "bird", "--data-root", str(bird.root), "--val-fraction", "0"],
         "indoor_half": ["--dataset", "indoor", "--data-root", str(indoor.root), "--fraction", "0.5", "--seed", "1"],
         "broken": ["--dataset", "indoor", "--data-root", str(broken.root)],
         "unknown": ["--dataset", "cars"],
@@ -70,21 +71,36 @@ def one_error_line(run: CliRun) -> str:
     return lines[0]
 
 
+def held_out(counts: list[int], share: float) -> list[int]:
+    """Validation images per class: a rounded share, at least one, never the whole class."""
+    return [min(n - 1, max(1, round(share * n))) if n >= 2 else 0 for n in counts]
+
+
 def test_prints_the_counts_as_one_json_line(cli: CliRuns) -> None:
     run = cli.runs["bird"]
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("\n") == 1
+    val = sum(held_out(cli.bird.train_per_class, 0.1))
+    assert val == len(cli.bird.train_per_class)  # tiny classes: one validation image each
     assert json.loads(run.stdout) == {
-        "dataset": "bird", "classes": 3, "train": cli.bird.train_count, "test": cli.bird.test_count,
+        "dataset": "bird", "classes": 3, "train": cli.bird.train_count - val, "val": val,
+        "test": cli.bird.test_count,
     }
+
+
+def test_no_validation_split_keeps_the_whole_train_split(cli: CliRuns) -> None:
+    assert json.loads(cli.runs["bird_no_val"].stdout) == {
+        "dataset": "bird", "classes": 3, "train": cli.bird.train_count, "val": 0, "test": cli.bird.test_count}
 
 
 def test_fraction_subsamples_each_class_of_the_train_split(cli: CliRuns) -> None:
     run = cli.runs["indoor_half"]
     assert run.returncode == 0, run.stderr
-    kept = sum(max(1, round(0.5 * count)) for count in cli.indoor.train_per_class)
-    assert kept < cli.indoor.train_count
-    assert json.loads(run.stdout) == {"dataset": "indoor", "classes": 3, "train": kept, "test": cli.indoor.test_count}
+    val = held_out(cli.indoor.train_per_class, 0.1)
+    kept = sum(max(1, round(0.5 * (count - held))) for count, held in zip(cli.indoor.train_per_class, val))
+    assert kept < cli.indoor.train_count - sum(val)
+    assert json.loads(run.stdout) == {"dataset": "indoor", "classes": 3, "train": kept, "val": sum(val),
+                                      "test": cli.indoor.test_count}
 
 
 def test_a_broken_layout_names_the_missing_file(cli: CliRuns) -> None:

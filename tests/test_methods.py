@@ -131,7 +131,7 @@ def test_swa_average_is_the_mean_of_snapshots_and_batchnorm_is_recomputed():
     split = digits_split()
     images, labels = split.train_images[:64], split.train_labels[:64]
     plain = TensorImageDataset(images, labels)
-    data = TransferData("digits", 10, plain, plain, 32, plain)
+    data = TransferData("digits", 10, plain, None, plain, plain)
     config = resolve_config(tiny_config("delta_r", swa=True, iters=2, swa_iters=6, swa_every=3, batch_size=16))
     run = TransferRun(config, data, pretrained_for(config))
     snapshots = []

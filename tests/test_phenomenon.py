@@ -39,8 +39,8 @@ def test_finetuning_is_vulnerable_and_renofeation_keeps_accuracy_with_robustness
     for method in METHODS:
         mine = [row for row in rows if row["method"] == method]
         assert sorted(row["seed"] for row in mine) == list(SEEDS)
-        summary[method] = {key: [row[key] for row in mine] for key in ("clean_acc", "asr", "noise_asr")}
-    print("\nmethod        clean % mean (min-max)     ASR % mean (min-max)     noise ASR %")
+        summary[method] = {key: [row[f"test_{key}"] for row in mine] for key in ("clean_acc", "asr", "noise_asr")}
+    print("\ntest split   clean % mean (min-max)     ASR % mean (min-max)     noise ASR %")
     for method, values in summary.items():
         clean, asr = values["clean_acc"], values["asr"]
         print(f"{method:<12}  {statistics.mean(clean):6.2f} ({min(clean):.2f}-{max(clean):.2f})"

@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 import pyarrow.parquet as pq
+import pytest
+import torch
+import torchvision
 
 from tests.layouts import MAKERS
 from trainables.data.registry import PAPER_DATASETS
@@ -14,17 +17,23 @@ def test_table2_recipe_runs_on_every_paper_dataset(tmp_path):
     data_root = tmp_path / "data"
     for name in PAPER_DATASETS:
         MAKERS[name](data_root / name)  # one folder holding every archive: the layouts are found below it
+    weights = tmp_path / "resnet18.pt"  # the paper's backbone (its ImageNet weights are not here): like for like
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
     command = [sys.executable, "-m", "tuner.sweep", "--recipe", "table2", "--name", "t2", "--storage",
-               str(tmp_path / "runs"), "--data-root", str(data_root), "--arch", "resnet18_w8", "--iters", "2",
-               "--set", "source_images=400", "--set", "source_iters=20", "--set", "batch_size=4",
-               "--set", "num_workers=0"]
+               str(tmp_path / "runs"), "--data-root", str(data_root), "--weights", str(weights), "--iters", "2",
+               "--set", "batch_size=4", "--set", "num_workers=0"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = pq.read_table(tmp_path / "runs" / "t2-table2" / "robustness.parquet").to_pylist()
     assert len(rows) == 25
     assert {(row["method"], row["dataset"]) for row in rows} == {
         (method, dataset) for method in ("linear", "finetune", "l2sp", "delta", "retrain") for dataset in PAPER_DATASETS}
-    assert all(row["attack_preset"] == "paper" and row["attack_budget"] == 0.4 for row in rows)
-    assert all(row["arch"] == "resnet18_w8" and row["iters"] == 2 for row in rows)
+    # the published numbers came from the authors' evaluation script: its preset, like for like
+    assert all(row["attack_preset"] == "code" and row["attack_budget"] == 0.1 for row in rows)
+    assert all(row["attack_budget_pixels"] == pytest.approx(0.1 * 0.229) for row in rows)
+    assert all(row["arch"] == "resnet18" and row["iters"] == 2 for row in rows)
     comparison = (tmp_path / "runs" / "t2-table2" / "report" / "paper_comparison.md").read_text()
-    assert "84.22" in comparison and "96.06" in comparison  # Table 2, linear on dogs: published clean / ASR
+    linear_dog = next(line for line in comparison.splitlines() if "| table2 | linear | dog |" in line)
+    assert "84.22" in linear_dog and "96.06" in linear_dog  # Table 2, linear on dogs: published clean / ASR
+    assert "| code | 0.1 normalized | 0.0229 |" in linear_dog  # the preset, its units and B in pixels
+    assert comparison.count("| code | 0.1 normalized | 0.0229 |") == 25 and "not run" not in comparison

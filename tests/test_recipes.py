@@ -5,12 +5,13 @@ from collections import Counter
 
 import pytest
 
-from trainables.config import resolve_config
+from trainables.config import method_defaults, resolve_config
 from trainables.errors import UserError
 from trainables.methods import METHODS
 from tuner.paper_results import DATASETS, PAPER_RESULTS, row_label
 from tuner.recipes import ARCHS, RECIPES, get_recipe, recipe_trials
-from tuner.report import build_report, paper_comparison
+from tuner.paper_comparison import paper_comparison
+from tuner.report import build_report
 from tuner.tables import write_rows
 
 EXPECTED_TRIALS = {"table2": 25, "table4": 60, "table5": 30, "table6": 20, "fig3": 60, "fig4": 105}
@@ -132,7 +133,8 @@ def test_table7_alone_has_feature_loss():
 def measured_row(method: str, dataset: str, clean: float, asr: float, seed: int = 0, **config) -> dict:
     return {"method": method, "dataset": dataset, "arch": "resnet18", "fraction": 1.0, "seed": seed,
             "dropout": METHODS[method].dropout, "swa": METHODS[method].swa, **config,
-            "clean_acc": clean, "asr": asr, "feature_distance": 0.9}
+            "test_clean_acc": clean, "test_asr": asr, "feature_distance": 0.9, "attack_preset": "code",
+            "attack_units": "normalized", "attack_budget": 0.1, "attack_budget_pixels": 0.0229}
 
 
 def test_paper_comparison_averages_matching_rows_and_marks_the_rest_not_run():
@@ -161,11 +163,38 @@ def test_paper_comparison_averages_matching_rows_and_marks_the_rest_not_run():
 
 def report_row(trial_id: str, method: str, dataset: str, clean: float, asr: float) -> dict:
     config = vars(resolve_config({"method": method, "dataset": dataset, "data_root": "/data"}))
-    return {"trial_id": trial_id, **config, "clean_acc": clean, "adv_acc": clean * (1 - asr / 100), "asr": asr,
-            "clean_correct": 100, "fooled": round(asr), "test_images": 120, "noise_asr": 1.0, "noise_fooled": 1,
-            "weight_distance": 30.0 - asr / 5, "feature_distance": 5.0 - asr / 25, "attack_preset": "paper",
-            "attack_budget": 0.4, "attack_step": 0.01, "attack_iters": 40, "attack_units": "pixels",
-            "weights_digest": "sha256:0123abcd", "checkpoint_path": f"/runs/{trial_id}/ckpt", "evaluated_at": 0.0}
+    return {"trial_id": trial_id, **config, "selection_split": "val", "stopped_early": False,
+            "val_clean_acc": clean + 1, "val_asr": asr - 1, "test_clean_acc": clean,
+            "test_adv_acc": clean * (1 - asr / 100), "test_asr": asr, "test_clean_correct": 100,
+            "test_fooled": round(asr), "test_images": 120, "test_noise_asr": 1.0, "test_noise_fooled": 1,
+            "weight_distance": 30.0 - asr / 5, "feature_distance": 5.0 - asr / 25, "attack_preset": "code",
+            "attack_budget": 0.1, "attack_step": 0.01, "attack_iters": 40, "attack_units": "normalized",
+            "attack_budget_pixels": 0.1 * 0.229, "weights_digest": "sha256:0123abcd",
+            "checkpoint_path": f"/runs/{trial_id}/ckpt", "evaluated_at": 0.0}
+
+
+# Transcribed from the authors' published run scripts (their DELTA and Renofeation scripts), not from our code.
+AUTHORS_DELTA = {  # dataset: (lr, momentum, weight decay, lambda_feat)
+    "flower": (5e-3, 0.9, 1e-4, 0.1), "indoor": (1e-2, 0.0, 1e-4, 0.5), "action": (5e-3, 0.0, 0.0, 1.0),
+    "bird": (1e-2, 0.0, 0.0, 0.1), "dog": (1e-2, 0.0, 0.0, 10.0),
+}
+AUTHORS_RENOFEATION_LAMBDA = {"flower": 5.0, "indoor": 5.0, "action": 5.0, "bird": 1.0, "dog": 5.0}
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_paper_dataset_defaults_are_the_authors_scripts(dataset):
+    for method in ("delta", "delta_adv"):
+        values = method_defaults(method, dataset)
+        assert (values["lr"], values["momentum"], values["weight_decay"], values["lambda_feat"]) == \
+            AUTHORS_DELTA[dataset]
+    for method in ("renofeation", "delta_r"):  # Table 7's DELTA-R runs share Renofeation's lambda_feat
+        values = method_defaults(method, dataset)
+        assert values["lambda_feat"] == AUTHORS_RENOFEATION_LAMBDA[dataset]
+        assert (values["lr"], values["momentum"], values["weight_decay"], values["iters"]) == (
+            0.01, 0.9, 5e-3, 90_000)
+    fig3_delta_r = [t for t in recipe_trials(RECIPES["fig3"]) if t["method"] == "delta_r" and t["dataset"] == dataset]
+    assert {resolve_config({**t, "data_root": "/data"}).lambda_feat for t in fig3_delta_r} == {
+        AUTHORS_RENOFEATION_LAMBDA[dataset]}
 
 
 def test_a_recipe_run_report_writes_the_paper_comparison(tmp_path):
@@ -179,6 +208,7 @@ def test_a_recipe_run_report_writes_the_paper_comparison(tmp_path):
     markdown = (out / "paper_comparison.md").read_text()
     linear_dog = next(line for line in markdown.splitlines() if "| linear | dog |" in line)
     assert "83.50" in linear_dog and "84.22" in linear_dog and "-0.72" in linear_dog
+    assert "| code | 0.1 normalized | 0.0229 |" in linear_dog  # preset, units and B in pixels on the row
     assert "| table2 | finetune | dog |" in markdown and "not run" in markdown
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["paper_comparison"]) == 25

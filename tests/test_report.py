@@ -2,6 +2,7 @@
 import json
 import math
 import random
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from tuner.tables import read_rows, write_rows
 REPO = Path(__file__).resolve().parents[1]
 LAMBDAS = (0.01, 0.1, 1.0, 10.0)
 DATASETS = ("digits", "flower")
+METRICS = ("val_clean_acc", "val_asr", "test_clean_acc", "test_asr")
 # method -> (swept column, clean accuracy and ASR as functions of the swept value's decade)
 SYNTHETIC_METHODS = {
     "l2sp": ("lambda_l2sp", lambda d: 97.0 + 0.3 * d, lambda d: 45.0 - 4.0 * d),
@@ -29,8 +31,9 @@ SYNTHETIC_METHODS = {
 def trial_config(method: str, dataset: str, seed: int, **overrides) -> dict:
     config = {
         "method": method, "dataset": dataset, "data_root": None if dataset == "digits" else "/data/flowers102",
-        "fraction": 1.0, "arch": "resnet18_w32", "weights": None, "seed": seed, "batch_size": 64, "iters": 600,
-        "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0 if method == "l2sp" else 1e-4, "head_beta": 0.01,
+        "fraction": 1.0, "val_fraction": 0.1, "arch": "resnet18_w32", "weights": None, "seed": seed,
+        "batch_size": 64, "iters": 600, "lr": 0.01, "momentum": 0.9,
+        "weight_decay": 0.0 if method == "l2sp" else 1e-4, "head_beta": 0.01,
         "lambda_feat": 0.0, "lambda_l2sp": 0.0, "dropout": method == "renofeation", "dropout_p": 0.1,
         "swa": method == "renofeation", "swa_iters": 500, "swa_lr": 0.005, "swa_every": 25, "adv_eps": 0.1,
         "adv_step": 0.05, "adv_steps": 3, "eval_every": 100, "checkpoint_every": 500, "num_workers": 0,
@@ -39,24 +42,34 @@ def trial_config(method: str, dataset: str, seed: int, **overrides) -> dict:
     return config | overrides
 
 
-def robustness_row(trial_id: str, config: dict, clean: float, asr: float, rng: random.Random) -> dict:
-    test_images = 540
-    clean_correct = round(test_images * clean / 100)
-    return {
-        "trial_id": trial_id, **config, "clean_acc": clean, "adv_acc": clean * (1 - asr / 100) if asr == asr else 0.0,
-        "asr": asr, "clean_correct": clean_correct, "fooled": 0 if asr != asr else round(clean_correct * asr / 100),
-        "test_images": test_images, "noise_asr": rng.uniform(0.0, 2.0), "noise_fooled": 3,
+def split_columns(split: str, clean: float, asr: float, images: int, rng: random.Random) -> dict:
+    clean_correct = round(images * clean / 100)
+    return {f"{split}_clean_acc": clean, f"{split}_adv_acc": clean * (1 - asr / 100) if asr == asr else 0.0,
+            f"{split}_asr": asr, f"{split}_clean_correct": clean_correct,
+            f"{split}_fooled": 0 if asr != asr else round(clean_correct * asr / 100), f"{split}_images": images,
+            f"{split}_noise_asr": rng.uniform(0.0, 2.0), f"{split}_noise_fooled": 3, f"{split}_attack_key": split}
+
+
+def robustness_row(trial_id: str, config: dict, val: tuple[float, float], test: tuple[float, float],
+                   rng: random.Random, stopped: bool = False) -> dict:
+    row = {"trial_id": trial_id, **config, "selection_split": "val" if config["val_fraction"] > 0 else "test",
+           "stopped_early": stopped}
+    if config["val_fraction"] > 0:
+        row |= split_columns("val", *val, 126, rng)
+    asr = test[1]
+    return row | split_columns("test", *test, 540, rng) | {
         "weight_distance": (60.0 if config["method"] == "renofeation" else 30.0) - asr / 5 + rng.uniform(-1, 1),
         "feature_distance": 5.0 - asr / 25 + rng.uniform(-0.2, 0.2),
         "attack_preset": "embedded", "attack_budget": 0.1, "attack_step": 0.01, "attack_iters": 40,
-        "attack_magnitude": 1000.0, "attack_target_index": 0, "attack_loss": "feature", "attack_units": "pixels",
-        "attack_key": "ab12cd34", "weights_digest": "sha256:0123abcd", "checkpoint_path": f"/runs/demo/{trial_id}/ckpt",
-        "evaluated_at": 1_700_000_000.0,
+        "attack_magnitude": 1000.0, "attack_target_index": 0, "attack_loss": "target_l2", "attack_units": "pixels",
+        "attack_budget_pixels": 0.1, "weights_digest": "sha256:0123abcd",
+        "checkpoint_path": f"/runs/demo/{trial_id}/ckpt", "evaluated_at": 1_700_000_000.0,
     }
 
 
 def synthetic_rows() -> list[dict]:
-    """3 methods x 4 lambdas x 2 seeds x 2 datasets, plus one renofeation checkpoint with an undefined ASR."""
+    """3 methods x 4 lambdas x 2 seeds x 2 datasets (test = validation + noise), plus one renofeation checkpoint
+    with an undefined ASR and one early-stopped trial that would lead every front if it counted."""
     rng = random.Random(0)
     rows = []
     for dataset in DATASETS:
@@ -65,22 +78,38 @@ def synthetic_rows() -> list[dict]:
             for value in LAMBDAS:
                 for seed in (0, 1):
                     decade = math.log10(value)
-                    clean = min(99.9, clean_of(decade) + offset + rng.uniform(-0.4, 0.4))
+                    clean = min(99.0, clean_of(decade) + offset + rng.uniform(-0.4, 0.4))
                     asr = max(0.5, asr_of(decade) + rng.uniform(-2.0, 2.0))
+                    test = (round(clean + rng.uniform(-1.5, 1.0), 2), round(asr + rng.uniform(-2.0, 2.0), 2))
                     trial_id = f"{dataset}_{method}_{value:g}_{seed}"
                     rows.append(robustness_row(trial_id, trial_config(method, dataset, seed, **{column: value}),
-                                               round(clean, 2), round(asr, 2), rng))
+                                               (round(clean, 2), round(asr, 2)), test, rng))
     rows.append(robustness_row("digits_renofeation_broken", trial_config("renofeation", "digits", 2,
-                                                                         lambda_feat=1.0), 0.0, math.nan, rng))
+                                                                         lambda_feat=1.0), (0.0, math.nan),
+                               (0.0, math.nan), rng))
+    rows.append(robustness_row("digits_delta_stopped", trial_config("delta", "digits", 0, lambda_feat=0.5),
+                               (99.9, 0.1), (99.9, 0.1), rng, stopped=True))
     return rows
 
 
 def trial_rows(rows: list[dict]) -> list[dict]:
     config_keys = list(trial_config("delta", "digits", 0))
     return [{"trial_id": row["trial_id"], "status": "TERMINATED", **{k: row[k] for k in config_keys},
-             "clean_acc": row["clean_acc"], "best_clean_acc": row["clean_acc"], "asr": None, "iteration": 6,
+             "val_acc": row["val_clean_acc"], "best_val_acc": row["val_clean_acc"], "val_asr": None, "iteration": 6,
              "best_checkpoint": row["checkpoint_path"], "node_ip": "127.0.0.1", "started_at": 1_700_000_000.0,
              "ended_at": 1_700_000_090.0, "wall_s": 90.0} for row in rows]
+
+
+def configuration_means(rows: list[dict], dataset: str) -> dict[str, dict[str, float]]:
+    """(method, lambda) -> mean of every metric over the seeds, computed directly, stopped trials left out."""
+    by_config: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["dataset"] == dataset and not row["stopped_early"]:
+            key = f"{row['method']} {row['lambda_feat']} {row['lambda_l2sp']}"
+            by_config.setdefault(key, []).append(row)
+    return {key: {metric: statistics.fmean(r[metric] for r in seeds if r[metric] == r[metric]) if any(
+        r[metric] == r[metric] for r in seeds) else math.nan for metric in METRICS} | {"n": len(seeds)}
+        for key, seeds in by_config.items()}
 
 
 @pytest.fixture(scope="module")
@@ -120,51 +149,113 @@ def test_every_file_is_written_and_every_figure_decodes_at_its_size(report, run_
     assert (report / "summary.md").is_file() and (report / "summary.json").is_file()
 
 
-def test_summary_json_front_is_pareto_front_of_each_dataset(report, run_dir):
+def test_fronts_are_chosen_on_validation_means_and_shown_on_test(report, run_dir):
     rows = read_rows(run_dir / "robustness.parquet")
     summary = json.loads((report / "summary.json").read_text())
     assert summary["evaluated_checkpoints"] == len(rows) and summary["nan_asr_rows"] == 1
+    disagreements = 0
     for dataset in DATASETS:
-        indices = [i for i, row in enumerate(rows) if row["dataset"] == dataset]
-        expected = [indices[i] for i in pareto_front([rows[i]["clean_acc"] for i in indices],
-                                                     [rows[i]["asr"] for i in indices])]
+        means = configuration_means(rows, dataset)
+        keys = list(means)
+        on_val = [keys[i] for i in pareto_front([means[k]["val_clean_acc"] for k in keys],
+                                                [means[k]["val_asr"] for k in keys])]
+        on_test = [keys[i] for i in pareto_front([means[k]["test_clean_acc"] for k in keys],
+                                                 [means[k]["test_asr"] for k in keys])]
+        disagreements += on_val != on_test
         front = summary["pareto"][dataset]
-        assert [entry["row"] for entry in front] == expected
-        assert [entry["trial_id"] for entry in front] == [rows[i]["trial_id"] for i in expected]
-        assert [entry["asr"] for entry in front] == [rows[i]["asr"] for i in expected]
-    assert "digits_renofeation_broken" not in {e["trial_id"] for front in summary["pareto"].values() for e in front}
+        assert len(front) == len(on_val)
+        for entry, key in zip(front, on_val):
+            assert entry["test"]["clean_acc"]["mean"] == pytest.approx(means[key]["test_clean_acc"])
+            assert entry["val"]["asr"]["mean"] == pytest.approx(means[key]["val_asr"])
+            assert entry["gap"]["clean_acc"] == pytest.approx(means[key]["test_clean_acc"] - means[key]["val_clean_acc"])
+            assert entry["test"]["clean_acc"]["n"] == 2 and entry["stopped_early"] is False
+    assert disagreements  # the planted noise makes the test-split front differ: selection did not peek at it
+    trials = {t for front in summary["pareto"].values() for e in front for t in e["trials"]}
+    assert not any(t.endswith(("digits_renofeation_broken", "digits_delta_stopped")) for t in trials)
+
+
+def test_each_methods_best_configuration_is_chosen_on_validation(report, run_dir):
+    rows = read_rows(run_dir / "robustness.parquet")
+    summary = json.loads((report / "summary.json").read_text())
+    chose_differently = 0
+    for dataset in DATASETS:
+        means = configuration_means(rows, dataset)
+        for method in SYNTHETIC_METHODS:
+            own = {k: v for k, v in means.items() if k.startswith(method + " ") and v["val_clean_acc"] == v["val_clean_acc"]}
+            by_val = max(own, key=lambda k: own[k]["val_clean_acc"])
+            by_test = max(own, key=lambda k: own[k]["test_clean_acc"])
+            chose_differently += by_val != by_test
+            cell = summary["results_table"]["rows"][method][dataset]
+            assert cell["test"]["clean_acc"]["mean"] == pytest.approx(own[by_val]["test_clean_acc"])
+    assert chose_differently  # at least one planted case where test would have picked another configuration
+
+
+def test_seeds_are_aggregated_with_their_standard_deviation(report, run_dir):
+    rows = read_rows(run_dir / "robustness.parquet")
+    summary = json.loads((report / "summary.json").read_text())
+    entry = summary["pareto"]["digits"][0]
+    seeds = [row for row in rows if f"synthetic_sweep/{row['trial_id']}" in entry["trials"]]
+    assert len(seeds) == 2 and sorted(entry["seeds"]) == [0, 1]
+    values = [row["test_asr"] for row in seeds]
+    assert entry["test"]["asr"] == {"mean": pytest.approx(statistics.fmean(values)),
+                                    "std": pytest.approx(statistics.stdev(values)), "n": 2}
+    markdown = (report / "summary.md").read_text()
+    assert "Seeds per configuration: 1, 2" in markdown  # the broken and the stopped trial are single runs
+    assert f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}" in markdown
 
 
 def test_summary_markdown_lists_the_front_and_bolds_the_best_cells(report):
     summary = json.loads((report / "summary.json").read_text())
     markdown = (report / "summary.md").read_text()
+    assert "chosen by validation means" in markdown and "Selection used the test split" not in markdown
+    assert "val → test gap over" in markdown
     for front in summary["pareto"].values():
         for entry in front:
-            line = next(line for line in markdown.splitlines() if entry["trial_id"] in line)
-            assert f"{entry['clean_acc']:.2f}" in line and f"{entry['asr']:.2f}" in line
-            assert f"{entry['noise_asr']:.2f}" in line and entry["label"] in line
+            line = next(line for line in markdown.splitlines() if entry["trials"][0] in line)
+            assert f"{entry['test']['clean_acc']['mean']:.2f}" in line and f"{entry['val']['asr']['mean']:.2f}" in line
+            assert entry["label"] in line
     table = summary["results_table"]["rows"]
     for best in summary["results_table"]["best"]:
-        winners = [cells[best["group"]][best["metric"]] for cells in table.values()
-                   if cells.get(best["group"], {}).get(best["metric"]) is not None
-                   and cells[best["group"]][best["metric"]]["mean"] == best["mean"]]
+        metric = "clean_acc" if best["metric"] == "clean_acc" else "asr"
+        winners = [cells[best["group"]]["test"][metric] for cells in table.values()
+                   if cells[best["group"]]["test"][metric]["mean"] == best["mean"]]
         assert winners, best
-        assert f"**{winners[0]['mean']:.2f} ± {winners[0]['spread']:.2f}**" in markdown
+        assert f"**{winners[0]['mean']:.2f} ± {winners[0]['std']:.2f}**" in markdown
     assert markdown.count("**") == 2 * len(summary["results_table"]["best"]) == 2 * 2 * len(DATASETS)
     # synthetic truth: renofeation has the lowest ASR, delta the highest clean accuracy, on both datasets
     assert {(b["group"], b["metric"]): b["mean"] for b in summary["results_table"]["best"]} == {
-        (d, m): table[method][d][m]["mean"]
+        (d, m): table[method][d]["test"][m]["mean"]
         for d in DATASETS for m, method in (("clean_acc", "delta"), ("asr", "renofeation"))
     }
-    assert "Checkpoints with an undefined ASR (no test image classified correctly, so none to fool): 1," in markdown
-    assert "half range" in markdown
+    assert "no test image classified correctly, so none to fool): 1," in markdown
+    assert "drawn hollow, left out of the fronts" in markdown
     for image in ("pareto.png", "tradeoff_lambda_feat.png", "distance_vs_asr.png"):
         assert f"]({image})" in markdown
     assert '"space": "lambda_sweep"' in markdown and "sha256:0123abcd" in markdown
     assert "embedded" in markdown and "pixels" in markdown
     for package in ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow"):
         assert f"| {package} |" in markdown
-    assert "TERMINATED 49" in markdown
+    assert "TERMINATED 50" in markdown
+
+
+def test_early_stopped_trials_count_only_when_included(run_dir, tmp_path):
+    summary = json.loads((build_report([run_dir], tmp_path / "with_stopped", include_stopped=True)
+                          / "summary.json").read_text())
+    leader = summary["pareto"]["digits"][0]
+    assert leader["trials"] == ["synthetic_sweep/digits_delta_stopped"] and leader["stopped_early"]
+
+
+def test_selection_on_test_and_a_single_seed_are_said(tmp_path):
+    run = tmp_path / "no_validation"
+    run.mkdir()
+    rng = random.Random(1)
+    rows = [robustness_row(f"t{value}", trial_config("delta", "digits", 0, val_fraction=0.0, lambda_feat=value),
+                           (math.nan, math.nan), (90.0 + value, 50.0 - value), rng) for value in (1.0, 2.0, 3.0)]
+    write_rows(rows, run / "robustness.parquet")
+    markdown = (build_report([run]) / "summary.md").read_text()
+    assert "**Selection used the test split** in no_validation" in markdown
+    assert "Single seed" in markdown and " ± " not in markdown.split("## Configuration")[0]
+    assert "No configuration has a validation split" in markdown
 
 
 def test_key_hyper_parameters_are_those_varying_within_a_method(report):
@@ -176,10 +267,11 @@ def test_key_hyper_parameters_are_those_varying_within_a_method(report):
 
 
 def test_correlations_match_a_direct_computation(report, run_dir):
-    rows = [r for r in read_rows(run_dir / "robustness.parquet") if not math.isnan(r["asr"])]
+    rows = [r for r in read_rows(run_dir / "robustness.parquet")
+            if not math.isnan(r["test_asr"]) and not r["stopped_early"]]
     summary = json.loads((report / "summary.json").read_text())
     for column in ("weight_distance", "feature_distance"):
-        xs, ys = [r[column] for r in rows], [r["asr"] for r in rows]
+        xs, ys = [r[column] for r in rows], [r["test_asr"] for r in rows]
         mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
         covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
         r = covariance / math.sqrt(sum((x - mean_x) ** 2 for x in xs) * sum((y - mean_y) ** 2 for y in ys))
@@ -222,6 +314,7 @@ def test_command_line_writes_the_report(run_dir, tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert str(out / "summary.md") in done.stdout
+    assert "Pareto set, chosen on validation means" in done.stdout and "-> test clean" in done.stdout
     assert png_size(out / "pareto.png") == expected_pixels(rows=len(DATASETS))
 
 

@@ -13,7 +13,9 @@ from trainables.attack import PenultimateAttack, attack_config, feature_objectiv
 from trainables.config import resolve_config
 from trainables.models.network import build_network
 from trainables.evaluation import attack_counts
-from trainables.robustness import evaluate_model, feature_distance, weight_distance
+import torch.nn.functional as F
+
+from trainables.robustness import feature_distance, split_metrics, weight_distance
 from trainables.trial import prepare_run, pretrained_for
 
 TINY_ATTACK = {"iters": 5}
@@ -76,26 +78,27 @@ def trained_run(method: str, **overrides):
 def test_set_is_crafted_once_and_reused_for_other_checkpoints(monkeypatch, tmp_path):
     calls = count_crafting(monkeypatch)
     spec = AdversarialSetSpec.from_trial(resolve_config(tiny_config("finetune", cache_dir=str(tmp_path))),
-                                         attack_config("embedded", **TINY_ATTACK))
+                                         attack_config("embedded", **TINY_ATTACK), "test")
     first = adversarial_set(spec)
-    results = [evaluate_model(trained_run(method).evaluation_model(), adversarial_set(spec), torch.device("cpu"))
+    results = [split_metrics(trained_run(method).evaluation_model(), adversarial_set(spec), torch.device("cpu"))
                for method in ("finetune", "retrain")]
     assert calls == [0]  # 540 test images: one shard, crafted once for both checkpoints
     assert results[0] != results[1]
     for result in results:
         assert result["test_images"] == 540
-        assert result["fooled"] <= result["clean_correct"]
-        assert result["asr"] == pytest.approx(100 * result["fooled"] / result["clean_correct"])
-        assert 0 <= result["noise_asr"] <= 100
-    other_attack = AdversarialSetSpec.from_trial(spec.trial_config(), attack_config("embedded", iters=6))
+        assert result["test_fooled"] <= result["test_clean_correct"]
+        assert result["test_asr"] == pytest.approx(100 * result["test_fooled"] / result["test_clean_correct"])
+        assert 0 <= result["test_noise_asr"] <= 100
+    other_attack = AdversarialSetSpec.from_trial(spec.trial_config(), attack_config("embedded", iters=6), "test")
     assert adversarial_set(other_attack).key != first.key and calls == [0, 0]
 
 
 def test_a_truncated_cache_file_is_rebuilt_not_used(monkeypatch, tmp_path):
     calls = count_crafting(monkeypatch)
     spec = AdversarialSetSpec.from_trial(resolve_config(tiny_config("finetune", cache_dir=str(tmp_path))),
-                                         attack_config("embedded", **TINY_ATTACK))
+                                         attack_config("embedded", **TINY_ATTACK), "val")
     first = adversarial_set(spec)
+    assert first.split == "val" and first.manifest["count"] == len(prepare_run(spec.trial_config()).data.val)
     shard = first.directory / first.manifest["shards"][0]["file"]
     original = shard.read_bytes()
     shard.write_bytes(original[: len(original) // 2])
@@ -118,6 +121,12 @@ def test_weight_and_feature_distance_are_zero_for_theta0_and_grow_with_training(
     first = feature_distance(run.student, pretrained, batches, cache)
     assert first > 0.0 and len(cache) == len(batches)
     assert feature_distance(run.student, pretrained, batches, cache) == pytest.approx(first)
+    with torch.no_grad():  # the authors' scale: per-layer MSE summed over the distilled layers, not averaged
+        images = torch.cat(batches)
+        _, student, _ = run.student.eval().forward_features(images)
+        _, teacher, _ = pretrained.forward_features(images)
+    assert len(student) == 4
+    assert first == pytest.approx(sum(F.mse_loss(s, t).item() for s, t in zip(student, teacher)), rel=1e-4)
 
 
 def test_shards_crafted_as_ray_tasks_equal_the_local_ones(tmp_path):
@@ -125,7 +134,7 @@ def test_shards_crafted_as_ray_tasks_equal_the_local_ones(tmp_path):
 
     config = resolve_config(tiny_config("finetune"))
     local = AdversarialSetSpec.from_trial(replace(config, cache_dir=str(tmp_path / "local")),
-                                          attack_config("embedded", **TINY_ATTACK), shard_size=200)
+                                          attack_config("embedded", **TINY_ATTACK), "test", shard_size=200)
     remote = replace(local, cache_dir=str(tmp_path / "ray"))
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:

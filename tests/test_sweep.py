@@ -6,16 +6,21 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
+from ray import tune
+from ray.tune.schedulers import TrialScheduler
 from ray.tune.search.variant_generator import generate_variants
 
 from search_spaces import SPACES, check_domain
 from trainables.config import CONFIG_KEYS, resolve_config
 from trainables.methods import METHODS
+from tuner.attack import candidates, run_attack_stage, select
+from tuner.report import build_report
 from tuner.spaces import param_space
-from tuner.sweep import trial_configs
+from tuner.sweep import scheduler, searcher, trial_configs
 
 TINY = ["--set", "arch=resnet18_w8", "--set", "source_images=400", "--set", "source_iters=20",
         "--set", "fraction=0.1", "--set", "batch_size=16"]
@@ -91,25 +96,78 @@ def test_optuna_multi_objective_reports_asr_and_its_pareto_set_is_non_dominated(
     sweep(tmp_path, "mo", "--space", "lambda_feat", "--method", "delta", "--search", "optuna-mo",
           "--num-samples", "4", "--iters", "6", "--select", "pareto")
     rows = trials(tmp_path, "mo")
-    assert len(rows) == 4 and all(row["asr"] is not None for row in rows)
+    assert len(rows) == 4 and all(row["val_asr"] is not None for row in rows)
     assert len({row["lambda_feat"] for row in rows}) == 4  # sampled from the log-uniform domain
     front = pq.read_table(tmp_path / "mo" / "robustness.parquet").to_pylist()
     assert front
-    points = [(row["clean_acc"], row["asr"]) for row in rows if not math.isnan(row["asr"])]
-    reported = {row["trial_id"]: (row["clean_acc"], row["asr"]) for row in rows}
+    points = [(row["val_acc"], row["val_asr"]) for row in rows if not math.isnan(row["val_asr"])]
+    reported = {row["trial_id"]: (row["val_acc"], row["val_asr"]) for row in rows}
     for row in front:
         clean, asr = reported[row["trial_id"]]
         assert not any(c >= clean and a <= asr and (c > clean or a < asr) for c, a in points)
+        assert (row["val_clean_acc"], row["val_asr"]) == pytest.approx((clean, asr), nan_ok=True)
     assert (tmp_path / "mo" / "report" / "pareto.png").is_file()
 
 
-def test_asha_stops_at_least_one_trial_early(tmp_path):
+def test_optuna_mo_gives_each_backbone_its_own_adversarial_set(tmp_path):
+    space = tmp_path / "two_backbones.yaml"
+    space.write_text("methods: [delta]\nparameters:\n  arch: {choice: [resnet18_w8, resnet18_w4]}\n"
+                     "  lambda_feat: {loguniform: [0.01, 10]}\n")
+    sweep(tmp_path, "archs", "--space", str(space), "--search", "optuna-mo", "--num-samples", "4", "--iters", "6",
+          "--select", "all")
+    reported = {row["trial_id"]: row for row in trials(tmp_path, "archs")}
+    assert {row["arch"] for row in reported.values()} == {"resnet18_w8", "resnet18_w4"}
+    scored = pq.read_table(tmp_path / "archs" / "robustness.parquet").to_pylist()
+    assert len(scored) == 4 and len({row["val_attack_key"] for row in scored}) == 2  # one set per backbone
+    for row in scored:  # the ASR a trial saw is the final stage's for the same checkpoint and split, exactly
+        assert reported[row["trial_id"]]["val_asr"] == row["val_asr"]
+        assert reported[row["trial_id"]]["val_acc"] == row["val_clean_acc"]
+
+
+def test_optuna_mo_refuses_a_pretrained_model_sampled_from_a_range(tmp_path):
+    space = tmp_path / "ranged.yaml"
+    space.write_text("methods: [delta]\nparameters:\n  source_images: {randint: [300, 500]}\n")
+    result = sweep(tmp_path, "ranged", "--space", str(space), "--search", "optuna-mo", check=False)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "source_images" in result.stderr and not (tmp_path / "ranged").exists()
+
+
+def test_asha_compares_trials_on_validation_accuracy():
+    asha = scheduler("asha", longest=27, eval_every=3, split="val")
+    results = {"a": (90.0, 10.0), "b": (80.0, 20.0), "c": (10.0, 99.0), "d": (95.0, 0.0)}  # (val, test) accuracy
+    decisions = {}
+    for trial_id, (val, test) in results.items():
+        trial = SimpleNamespace(trial_id=trial_id)
+        asha.on_trial_add(None, trial)
+        decisions[trial_id] = asha.on_trial_result(None, trial, {"iteration": 3, "val_acc": val, "test_acc": test})
+    assert decisions["c"] == TrialScheduler.STOP  # worst on validation, best on test
+    assert decisions["d"] == TrialScheduler.CONTINUE  # best on validation, worst on test
+
+
+def test_optuna_learns_from_validation_accuracy():
+    search = searcher("optuna", seed=0, split="val")
+    search.set_search_properties(None, None, {"lambda_feat": tune.loguniform(0.01, 10.0)})
+    suggested = {trial_id: search.suggest(trial_id) for trial_id in ("a", "b")}
+    search.on_trial_complete("a", {"val_acc": 90.0, "test_acc": 10.0, "iteration": 6, "total_iters": 6})
+    search.on_trial_complete("b", {"val_acc": 50.0, "test_acc": 99.0, "iteration": 6, "total_iters": 6})
+    best = search._ot_study.best_trial
+    assert best.value == 90.0 and best.params["lambda_feat"] == suggested["a"]["lambda_feat"]
+
+
+def test_asha_stops_trials_early_and_they_are_marked_not_method_results(tmp_path):
     sweep(tmp_path, "asha", "--space", "lambda_feat", "--method", "delta", "--scheduler", "asha",
           "--iters", "27", "--set", "eval_every=3", "--no-attack")
     rows = trials(tmp_path, "asha")
     assert len(rows) == 7
-    assert any(row["stopped_early"] for row in rows)
-    assert any(row["iteration"] == 27 for row in rows)
+    stopped = {row["trial_id"] for row in rows if row["stopped_early"]}
+    assert stopped and any(row["iteration"] == 27 for row in rows)
+
+    scored = run_attack_stage(tmp_path / "asha", "all", preset="embedded", iters=2)
+    assert {row["trial_id"] for row in scored if row["stopped_early"]} == stopped
+    assert {c.trial_id for c in select(candidates(tmp_path / "asha"), "clean", None)}.isdisjoint(stopped)
+    summary = json.loads((build_report([tmp_path / "asha"]) / "summary.json").read_text())
+    on_front = {trial.split("/")[1] for entry in summary["pareto"]["digits"] for trial in entry["trials"]}
+    assert on_front and on_front.isdisjoint(stopped)
 
 
 def max_overlap(rows: list[dict]) -> int:

@@ -28,9 +28,11 @@ def test_trainable_reports_metrics_and_checkpoints_under_tuner(local_ray, tmp_pa
         history = result.metrics_dataframe
         total = config["iters"] + config["swa_iters"]
         assert list(history["iteration"]) == [3, 6, 9, 10]  # every eval_every, and at each stage's end
-        for key in ("train_loss", "feature_loss", "clean_acc"):
+        for key in ("train_loss", "feature_loss", "val_acc"):
             assert history[key].notna().all()
-        assert history["clean_acc"].between(0, 100).all()
+        assert history["val_acc"].between(0, 100).all()
+        assert (history["selection_split"] == "val").all()
+        assert not any(column.startswith("test_") for column in history.columns)  # test is never looked at
         assert result.metrics["device"] == "cpu" and result.metrics["iteration"] == total
         # checkpoints every checkpoint_every iterations and at the end of each stage
         assert sorted(metrics["iteration"] for _, metrics in result.best_checkpoints) == [6, 9, 10]

@@ -1,6 +1,7 @@
-"""Craft the adversarial test set once, store it on disk, reuse it for every checkpoint, trial and run.
+"""Craft an adversarial set (a validation or test split attacked on the pretrained model) once, store it on
+disk, reuse it for every checkpoint, trial and run.
 
-The set depends only on (pretrained weights, dataset + split + fraction, test transform, attack config,
+The set depends only on (pretrained weights, dataset + split, the split's images and transform, attack config,
 seed), never on a transferred model, so its cache key hashes exactly those (weights by content digest).
 Entries are sharded (a shard can be crafted by a Ray task) and sealed by a manifest with each shard's
 SHA-256, written last: a partial or corrupt entry fails verification and is rebuilt, never used.
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from trainables.attack import AttackConfig, PenultimateAttack, uniform_noise
 from trainables.cache import cache_root
 from trainables.config import TrialConfig
-from trainables.data.registry import build_transfer_data
+from trainables.data.registry import SPLITS, build_transfer_data
 from trainables.models.backbones import TransferNet
 from trainables.models.network import build_network
 from trainables.trial import pretrained_for
@@ -35,42 +36,50 @@ CRAFT_BATCH_SIZE = 128
 
 @dataclass(frozen=True)
 class AdversarialSetSpec:
-    """Everything the set depends on, taken from a trial config (method and training values are ignored)."""
+    """Everything the set depends on, taken from a trial config (method, training values, `fraction` and the
+    trial seed are irrelevant: the validation and test images do not depend on them)."""
 
     dataset: str
     data_root: str | None
-    fraction: float
     arch: str
     weights: str | None
     source_images: int
     source_iters: int
     cache_dir: str | None
+    val_fraction: float
     attack: AttackConfig
+    split: str = "test"  # which split's images are attacked: "val" or "test"
     seed: int = 0
-    shard_size: int = 1024  # test images per shard: the unit one Ray task crafts
+    shard_size: int = 1024  # images per shard: the unit one Ray task crafts
 
     @classmethod
-    def from_trial(cls, config: TrialConfig, attack: AttackConfig, seed: int = 0,
+    def from_trial(cls, config: TrialConfig, attack: AttackConfig, split: str, seed: int = 0,
                    shard_size: int = 1024) -> "AdversarialSetSpec":
-        return cls(config.dataset, config.data_root, config.fraction, config.arch, config.weights,
-                   config.source_images, config.source_iters, config.cache_dir, attack, seed, shard_size)
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {SPLITS}")
+        return cls(config.dataset, config.data_root, config.arch, config.weights, config.source_images,
+                   config.source_iters, config.cache_dir, config.val_fraction, attack, split, seed, shard_size)
+
+    def serves(self, config: TrialConfig) -> bool:
+        """Whether a trial of `config` is scored on this set (same pretrained model, same images)."""
+        return self == AdversarialSetSpec.from_trial(config, self.attack, self.split, self.seed, self.shard_size)
 
     def trial_config(self) -> TrialConfig:
         """A config that resolves the same data and pretrained weights (the method is irrelevant)."""
-        return TrialConfig(method="finetune", dataset=self.dataset, data_root=self.data_root,
-                           fraction=self.fraction, arch=self.arch, weights=self.weights,
-                           source_images=self.source_images, source_iters=self.source_iters,
-                           cache_dir=self.cache_dir)
+        return TrialConfig(method="finetune", dataset=self.dataset, data_root=self.data_root, arch=self.arch,
+                           weights=self.weights, source_images=self.source_images, source_iters=self.source_iters,
+                           cache_dir=self.cache_dir, val_fraction=self.val_fraction)
 
 
 @dataclass(frozen=True)
 class AdversarialSet:
-    """A verified cache entry: shards of adversarial images aligned with the test set's order."""
+    """A verified cache entry: shards of adversarial images aligned with the split's order."""
 
     key: str
     directory: Path
     manifest: dict
-    test: Dataset
+    split: str
+    clean: Dataset  # the split's clean images, in the order the shards follow
     train_plain: Dataset  # for the feature distance of a checkpoint to the pretrained model
     pretrained: TransferNet
     weights_digest: str
@@ -80,8 +89,8 @@ class AdversarialSet:
     _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     def scoring_batches(self, device: torch.device) -> Iterable[tuple[torch.Tensor, ...]]:
-        """(clean, adversarial, uniform-noise images, labels) batches in test-set order, on `device`."""
-        return self._memoized("scoring", device, 3 * len(self.test), self._scoring_batches)
+        """(clean, adversarial, uniform-noise images, labels) batches in split order, on `device`."""
+        return self._memoized("scoring", device, 3 * len(self.clean), self._scoring_batches)
 
     def training_batches(self, device: torch.device) -> Iterable[torch.Tensor]:
         """The training images without augmentation, on `device` (for the feature distance)."""
@@ -92,7 +101,7 @@ class AdversarialSet:
         """Scoring many checkpoints reads, builds and moves small sets once: kept on `device` when they fit."""
         if (name, device) in self._memo:
             return self._memo[(name, device)]
-        if images * self.test[0][0].numel() * 4 > MEMO_BYTES:
+        if images * self.clean[0][0].numel() * 4 > MEMO_BYTES:
             return make(device)
         self._memo[(name, device)] = list(make(device))
         return self._memo[(name, device)]
@@ -104,16 +113,16 @@ class AdversarialSet:
             yield clean.to(device), adversarial.to(device), noise.to(device), labels
 
     def adversarial_images(self) -> torch.Tensor:
-        """Every adversarial image in test-set order, in one tensor (to hand to trials by reference)."""
+        """Every adversarial image in split order, in one tensor (to hand to trials by reference)."""
         return torch.cat([torch.load(self.directory / shard["file"], weights_only=True)["adversarial"]
                           for shard in self.manifest["shards"]])
 
     def batches(self, batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """(clean images, adversarial images, labels) in test-set order."""
+        """(clean images, adversarial images, labels) in split order."""
         start = 0
         for shard in self.manifest["shards"]:
             stored = torch.load(self.directory / shard["file"], weights_only=True)
-            clean = DataLoader(Subset(self.test, range(start, start + shard["count"])), batch_size=batch_size)
+            clean = DataLoader(Subset(self.clean, range(start, start + shard["count"])), batch_size=batch_size)
             offset = 0
             for images, labels in clean:
                 end = offset + len(labels)
@@ -127,9 +136,10 @@ class _Context:
 
     def __init__(self, spec: AdversarialSetSpec, device: torch.device):
         config = spec.trial_config()
-        data = build_transfer_data(config.dataset, config.data_root, config.fraction, config.seed)
+        data = build_transfer_data(config.dataset, config.data_root, val_fraction=config.val_fraction)
         pretrained = pretrained_for(config)
-        self.test = data.test
+        self.split = spec.split
+        self.clean = data.split(spec.split)
         self.train_plain = data.train_plain
         self.network = build_network(config.arch, data.num_classes, pretrained).to(device).eval()
         self.weights_digest = pretrained.digest
@@ -137,13 +147,13 @@ class _Context:
         self.attack = spec.attack
         self.seed = spec.seed
         self.key_fields = {
-            "weights_digest": pretrained.digest, "dataset": spec.dataset, "split": "test",
-            "fraction": spec.fraction, "test_set": data.test.fingerprint(), **spec.attack.record(),
+            "weights_digest": pretrained.digest, "dataset": spec.dataset, "split": spec.split,
+            "images": self.clean.fingerprint(), **spec.attack.record(),
             "seed": spec.seed, "shard_size": spec.shard_size,  # each shard draws its own random starts
         }
         self.key = hashlib.sha256(json.dumps(self.key_fields, sort_keys=True).encode()).hexdigest()[:20]
         self.shard_size = spec.shard_size
-        self.shard_count = -(-len(self.test) // spec.shard_size)
+        self.shard_count = -(-len(self.clean) // spec.shard_size)
 
 
 def adversarial_set(spec: AdversarialSetSpec, device: str | torch.device = "cpu",
@@ -159,8 +169,8 @@ def adversarial_set(spec: AdversarialSetSpec, device: str | torch.device = "cpu"
             if use_ray is None:
                 use_ray = context.shard_count > 1 and _ray_running()
             manifest = _craft(spec, context, directory, use_ray)
-    return AdversarialSet(context.key, directory, manifest, context.test, context.train_plain, context.network,
-                          context.weights_digest, spec.attack)
+    return AdversarialSet(context.key, directory, manifest, context.split, context.clean, context.train_plain,
+                          context.network, context.weights_digest, spec.attack)
 
 
 def _verified_manifest(directory: Path) -> dict | None:
@@ -189,7 +199,7 @@ def _craft(spec: AdversarialSetSpec, context: _Context, directory: Path, use_ray
         shards = ray.get([task.remote(spec, index, str(directory)) for index in range(context.shard_count)])
     else:
         shards = [craft_shard(context, index, directory) for index in range(context.shard_count)]
-    manifest = {"key": context.key, "key_fields": context.key_fields, "count": len(context.test),
+    manifest = {"key": context.key, "key_fields": context.key_fields, "count": len(context.clean),
                 "shards": shards}
     partial = directory / (MANIFEST + ".partial")
     partial.write_text(json.dumps(manifest, indent=2))
@@ -203,9 +213,9 @@ def _craft_shard_task(spec: AdversarialSetSpec, index: int, directory: str) -> d
 
 
 def craft_shard(context: _Context, index: int, directory: Path) -> dict:
-    """Attack test images [index * shard_size, ...) and write them as one shard file."""
+    """Attack the split's images [index * shard_size, ...) and write them as one shard file."""
     start = index * context.shard_size
-    subset = Subset(context.test, range(start, min(start + context.shard_size, len(context.test))))
+    subset = Subset(context.clean, range(start, min(start + context.shard_size, len(context.clean))))
     torch.manual_seed(context.seed * 1_000_003 + index)  # random starts independent of shard order
     attack = PenultimateAttack(context.network, context.attack)
     adversarial = []

@@ -5,6 +5,7 @@ start) pushes the pretrained model's penultimate features f towards t = m * e_k;
 to the transferred model. Budgets and steps are in the units the preset names: `pixels` ([0, 1] images) or
 `normalized` (after ImageNet mean/std, as the authors' code ran). Adversarial images always stay in [0, 1].
 """
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
@@ -29,6 +30,10 @@ class AttackConfig:
     def record(self) -> dict:
         """Flat columns for results tables, units in the names."""
         return {f"attack_{key}": value for key, value in asdict(self).items()}
+
+    def budget_in_pixels(self, std: Sequence[float]) -> float:
+        """B as an L-inf bound in [0, 1] pixels: a normalised budget times the largest channel std."""
+        return self.budget if self.units == "pixels" else self.budget * max(std)
 
 
 ATTACK_PRESETS = {

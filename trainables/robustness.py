@@ -14,7 +14,6 @@ from trainables.models.backbones import TransferNet, build_body
 from trainables.regularizers import feature_distillation
 
 
-
 @torch.no_grad()
 def weight_distance(model: TransferNet, pretrained: TransferNet) -> float:
     """||theta - theta0||_2 over the backbone parameters both networks have (same name and shape)."""
@@ -28,8 +27,9 @@ def weight_distance(model: TransferNet, pretrained: TransferNet) -> float:
 @torch.no_grad()
 def feature_distance(model: TransferNet, pretrained: TransferNet, image_batches: Iterable[torch.Tensor],
                      reference_cache: list | None = None) -> float:
-    """The feature-distillation loss to the pretrained model on the training data, averaged over the
-    distilled layers and the data, in eval mode (no dropout) — the paper's Fig. 1 right and Table 7.
+    """The feature-distillation loss to the pretrained model on the training data: the sum over the distilled
+    layers of the MSE between the two models' outputs, averaged over the data, in eval mode (no dropout).
+    The authors' evaluation sums the layers the same way: Table 7's "feature loss" scale (and Fig. 1 right).
 
     With `image_batches` a list (a set small enough to keep in memory), `reference_cache`, a list the caller
     keeps, holds the pretrained model's features after the first call: scoring many checkpoints runs the
@@ -46,7 +46,7 @@ def feature_distance(model: TransferNet, pretrained: TransferNet, image_batches:
             _, reference, _ = pretrained.forward_features(images)
             if keep:
                 reference_cache.append(reference)
-        weighted += feature_distillation(stages, reference).item() / len(stages) * len(images)
+        weighted += feature_distillation(stages, reference).item() * len(images)
         total += len(images)
     return weighted / total
 
@@ -63,8 +63,9 @@ def load_evaluation_model(checkpoint_dir: str | Path, device: torch.device) -> t
 
 
 @torch.no_grad()
-def evaluate_model(model: TransferNet, adversarial: AdversarialSet, device: torch.device) -> dict:
-    """Every robustness metric of `model` on a crafted set: counts, rates and distances."""
+def split_metrics(model: TransferNet, adversarial: AdversarialSet, device: torch.device) -> dict:
+    """Clean accuracy, ASR and the noise control of `model` on one crafted split, with the counts behind each
+    rate, in columns named after the split (`val_asr`, `test_clean_acc`, ...)."""
     model.eval()
     labels, clean, attacked, noisy = [], [], [], []
     for clean_images, adversarial_images, noise_images, batch_labels in adversarial.scoring_batches(device):
@@ -75,10 +76,18 @@ def evaluate_model(model: TransferNet, adversarial: AdversarialSet, device: torc
     labels = torch.cat(labels)
     counts = attack_counts(labels, torch.cat(clean), torch.cat(attacked))
     noise_counts = attack_counts(labels, torch.cat(clean), torch.cat(noisy))
-    return {
+    metrics = {
         "clean_acc": counts.clean_acc, "adv_acc": counts.adv_acc, "asr": counts.asr,
-        "clean_correct": counts.clean_correct, "fooled": counts.fooled, "test_images": counts.total,
-        "noise_asr": noise_counts.asr, "noise_fooled": noise_counts.fooled,
+        "clean_correct": counts.clean_correct, "fooled": counts.fooled, "images": counts.total,
+        "noise_asr": noise_counts.asr, "noise_fooled": noise_counts.fooled, "attack_key": adversarial.key,
+    }
+    return {f"{adversarial.split}_{name}": value for name, value in metrics.items()}
+
+
+@torch.no_grad()
+def distance_metrics(model: TransferNet, adversarial: AdversarialSet, device: torch.device) -> dict:
+    """How far `model` moved from the pretrained model, in weights and in features on the training data."""
+    return {
         "weight_distance": weight_distance(model, adversarial.pretrained),
         "feature_distance": feature_distance(model, adversarial.pretrained, adversarial.training_batches(device),
                                              adversarial.reference_features),

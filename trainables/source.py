@@ -63,14 +63,14 @@ def _load_cached(path: Path) -> dict | None:
 def _pretrain(recipe: dict) -> dict[str, torch.Tensor]:
     config = resolve_config({
         "method": "retrain", "dataset": "synthetic", "arch": recipe["arch"], "iters": recipe["iters"],
-        "eval_every": max(1, recipe["iters"] // 10), "source_images": recipe["images"],
+        "eval_every": max(1, recipe["iters"] // 10), "source_images": recipe["images"], "val_fraction": 0.0,
         **{key: recipe[key] for key in SOURCE_TRAINING},
     })
-    data = build_transfer_data("synthetic", synthetic_images=recipe["images"])
+    data = build_transfer_data("synthetic", synthetic_images=recipe["images"], val_fraction=0.0)
     run = TransferRun(config, data, pretrained=None)
     with tqdm(total=run.total_iters, desc=f"pretraining source model {recipe['arch']} (once)",
               unit="it", file=sys.stderr) as progress:
         for metrics in run.reports():
             progress.update(metrics["iteration"] - progress.n)
-            progress.set_postfix(source_acc=f"{metrics['clean_acc']:.1f}%")
+            progress.set_postfix(source_test_acc=f"{metrics['test_acc']:.1f}%")
     return run.student.body.state_dict()

@@ -18,7 +18,7 @@ from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from trainables.advertorch_compat import LinfPGDAttack
-from trainables.config import TrialConfig
+from trainables.config import TrialConfig, selection_metrics
 from trainables.data.registry import TransferData
 from trainables.evaluation import attack_counts, predictions
 from trainables.methods import get_method
@@ -79,7 +79,8 @@ class TransferRun:
         self.iteration = 0
         self._window = {"loss": 0.0, "cross_entropy": 0.0, "feature_loss": 0.0, "steps": 0}
         self._bn_updated_at = -1
-        self.adversarial_test: torch.Tensor | None = None  # test images attacked on theta0: reports add `asr`
+        # The selection split's images attacked on theta0, in split order: reports then add `<split>_asr`.
+        self.adversarial_images: torch.Tensor | None = None
 
     @property
     def total_iters(self) -> int:
@@ -162,12 +163,17 @@ class TransferRun:
         return metrics
 
     def _accuracy_metrics(self) -> dict:
+        """Accuracy (and ASR, given adversarial images) on the selection split: validation when there is one.
+        Test numbers are never reported while training, so nothing can be selected on them by accident."""
+        split = self.data.selection_split
+        accuracy, asr = selection_metrics(split)
         model = self.evaluation_model()
-        predicted, labels = predictions(model, self.data.test, self.device)
-        metrics = {"clean_acc": 100.0 * (predicted == labels).float().mean().item()}
-        if self.adversarial_test is not None:
-            adversarial, _ = predictions(model, TensorDataset(self.adversarial_test, labels), self.device)
-            metrics["asr"] = attack_counts(labels, predicted, adversarial).asr
+        predicted, labels = predictions(model, self.data.split(split), self.device)
+        # From integer counts, like the final stage, so both report the same number for the same checkpoint.
+        metrics = {"selection_split": split, accuracy: 100.0 * int((predicted == labels).sum()) / len(labels)}
+        if self.adversarial_images is not None:
+            adversarial, _ = predictions(model, TensorDataset(self.adversarial_images, labels), self.device)
+            metrics[asr] = attack_counts(labels, predicted, adversarial).asr
         return metrics
 
     def evaluation_state(self) -> dict:

@@ -1,6 +1,6 @@
 """The Ray Tune function trainable: one trial of one transfer method, built from its config dict.
 
-Reports every `eval_every` iterations (iteration, train_loss, feature_loss, clean_acc, ...); every
+Reports every `eval_every` iterations (iteration, train_loss, feature_loss, val_acc, ...); every
 `checkpoint_every` iterations and at the end of each stage the report carries a checkpoint it resumes
 from exactly.
 """
@@ -13,7 +13,7 @@ import torch
 from ray import tune
 
 from trainables.checkpoint import load_checkpoint, save_checkpoint
-from trainables.config import resolve_config
+from trainables.config import TrialConfig, resolve_config
 from trainables.trial import prepare_run
 
 
@@ -25,18 +25,29 @@ def trial_device() -> torch.device:
     return torch.device("cpu")
 
 
+def own_adversarial_set(adversarial_sets: dict, config: TrialConfig):
+    """The entry crafted for this trial's pretrained model and selection split."""
+    for spec, images in adversarial_sets.items():
+        if spec.serves(config) and spec.split == config.selection_split:
+            return images
+    raise RuntimeError(f"no adversarial set was crafted for {config.dataset}/{config.arch}/{config.weights}")
+
+
 def trial_cpus() -> int:
     return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
-def transfer_trainable(config: dict, adversarial_test: torch.Tensor | None = None) -> None:
-    """`adversarial_test`: the test set attacked on the pretrained model, crafted once by the driver and
-    handed over by reference (tune.with_parameters); when given, every report also carries `asr`."""
+def transfer_trainable(config: dict, adversarial_sets: dict | None = None) -> None:
+    """`adversarial_sets`: {AdversarialSetSpec: ObjectRef of its adversarial images}, crafted once by the driver
+    on the selection split for every distinct pretrained model and dataset of the sweep; when given, the trial
+    takes the one made for its own config and every report also carries `<split>_asr`."""
     started_at = time.time()
     torch.set_num_threads(trial_cpus())
     device = trial_device()
-    run = prepare_run(resolve_config(config), device)
-    run.adversarial_test = adversarial_test
+    resolved = resolve_config(config)
+    run = prepare_run(resolved, device)
+    if adversarial_sets is not None:
+        run.adversarial_images = ray.get(own_adversarial_set(adversarial_sets, resolved))
     where = {"device": device.type, "gpu_ids": ",".join(map(str, ray.get_gpu_ids())),
              "node_id": ray.get_runtime_context().get_node_id(), "trial_started_at": started_at}
     checkpoint = tune.get_checkpoint()

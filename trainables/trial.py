@@ -20,6 +20,7 @@ def pretrained_for(config: TrialConfig) -> Pretrained:
 
 
 def prepare_run(config: TrialConfig, device: str | torch.device = "cpu") -> TransferRun:
-    data = build_transfer_data(config.dataset, config.data_root, config.fraction, config.seed)
+    data = build_transfer_data(config.dataset, config.data_root, config.fraction, config.seed,
+                               val_fraction=config.val_fraction)
     pretrained = pretrained_for(config) if get_method(config.method).needs_pretrained else None
     return TransferRun(config, data, pretrained, device)

@@ -2,11 +2,13 @@
 
     python -m tuner.attack --run RUN_DIR [--top-k K] [--select clean|pareto|all] [--attack paper|code|embedded]
 
-One adversarial set per (pretrained weights, data, attack), crafted once and cached; every selected
-checkpoint is scored on it. Rows land in RUN_DIR/robustness.parquet; rows already there are kept, not
-recomputed.
+Checkpoints are selected by the trials' validation numbers (test only where val_fraction = 0, which the rows
+record) and scored on both splits. One adversarial set per (pretrained weights, data split, attack), crafted
+once and cached; every selected checkpoint is scored on it. Rows land in RUN_DIR/robustness.parquet; rows
+already there are kept, not recomputed.
 """
 import argparse
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -19,10 +21,10 @@ from tqdm import tqdm
 
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.attack import attack_config
-from trainables.config import TrialConfig, resolve_config
+from trainables.config import TrialConfig, resolve_config, selection_metrics
 from trainables.data.registry import EMBEDDED_DATASETS
 from trainables.errors import UserError
-from trainables.robustness import evaluate_model, load_evaluation_model
+from trainables.robustness import distance_metrics, load_evaluation_model, split_metrics
 from tuner.cli import run_cli
 from tuner.pareto import pareto_front
 from tuner.tables import read_rows, write_rows
@@ -36,8 +38,9 @@ class Candidate:
     trial_id: str
     config: TrialConfig
     checkpoint: Checkpoint
-    clean_acc: float  # as reported by the trial
-    asr: float  # as reported by the trial (optuna-mo sweeps), else NaN
+    selection_acc: float  # the trial's last reported accuracy on its selection split (validation, if any)
+    selection_asr: float  # likewise its ASR (optuna-mo sweeps), else NaN
+    stopped_early: bool  # a scheduler stopped it before its schedule ended: not the method's result
 
 
 def default_attack_preset(dataset: str) -> str:
@@ -62,51 +65,72 @@ def candidates(run_dir: str | Path) -> list[Candidate]:
         if checkpoint is None:
             continue
         last = trial.last_result or {}
-        found.append(Candidate(trial.trial_id, resolve_config(trial.config), checkpoint,
-                               float(last.get("clean_acc", float("nan"))), float(last.get("asr", float("nan")))))
+        config = resolve_config(trial.config)
+        accuracy, asr = selection_metrics(config.selection_split)
+        found.append(Candidate(trial.trial_id, config, checkpoint, float(last.get(accuracy, math.nan)),
+                               float(last.get(asr, math.nan)), stopped_early(last)))
     return found
 
 
-def select(found: list[Candidate], how: str, top_k: int | None) -> list[Candidate]:
+def stopped_early(last_result: dict) -> bool:
+    return last_result.get("iteration", 0) < last_result.get("total_iters", 0)
+
+
+def select(found: list[Candidate], how: str, top_k: int | None, include_stopped: bool = False) -> list[Candidate]:
+    """The checkpoints the final stage attacks, chosen by the trials' selection-split numbers alone (never
+    test). `clean` and `pareto` leave out trials a scheduler stopped early unless `include_stopped`."""
     if how not in SELECTIONS:
         raise UserError(f"unknown --select {how!r}; choose one of {', '.join(SELECTIONS)}")
+    pool = found if include_stopped or how == "all" else [c for c in found if not c.stopped_early]
     if how == "pareto":
-        if all(c.asr != c.asr for c in found):
+        if all(math.isnan(c.selection_asr) for c in pool):
             raise UserError("--select pareto needs trials that report an ASR (an optuna-mo sweep); use clean or all")
-        chosen = [found[i] for i in pareto_front([c.clean_acc for c in found], [c.asr for c in found])]
+        chosen = [pool[i] for i in pareto_front([c.selection_acc for c in pool], [c.selection_asr for c in pool])]
     elif how == "clean":
-        chosen = sorted(found, key=lambda c: -c.clean_acc)
+        chosen = sorted(pool, key=lambda c: -c.selection_acc)
     else:
-        chosen = list(found)
+        chosen = list(pool)
     return chosen[:top_k] if top_k else chosen
 
 
+def evaluation_splits(config: TrialConfig) -> tuple[str, ...]:
+    return ("val", "test") if config.selection_split == "val" else ("test",)
+
+
 def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int | None = None,
-                     preset: str | None = None, device: str | None = None, **attack_overrides) -> list[dict]:
-    """Evaluate the selected checkpoints; returns every row of RUN_DIR/robustness.parquet."""
+                     preset: str | None = None, device: str | None = None, include_stopped: bool = False,
+                     **attack_overrides) -> list[dict]:
+    """Score the selected checkpoints on the validation and the test split; returns every row of
+    RUN_DIR/robustness.parquet."""
     run_dir = run_location(run_dir)
     if preset is not None:
         attack_config(preset, **attack_overrides)  # a bad preset or value fails before any work
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    chosen = select(candidates(run_dir), select_how, top_k)
+    chosen = select(candidates(run_dir), select_how, top_k, include_stopped)
     table = f"{run_dir}/{ROBUSTNESS_TABLE}"
     rows = read_rows(table)
-    done = {(row["checkpoint_path"], row["attack_key"]) for row in rows}
+    done = {(row["checkpoint_path"], row["test_attack_key"]) for row in rows}
     sets = {}
     for candidate in tqdm(chosen, desc="attacking checkpoints", unit="ckpt", file=sys.stderr):
         attack = attack_config(preset or default_attack_preset(candidate.config.dataset), **attack_overrides)
-        spec = AdversarialSetSpec.from_trial(candidate.config, attack)
-        if spec not in sets:
-            sets[spec] = adversarial_set(spec, device)
-        crafted = sets[spec]
-        if (candidate.checkpoint.path, crafted.key) in done:
+        crafted = {}
+        for split in evaluation_splits(candidate.config):
+            spec = AdversarialSetSpec.from_trial(candidate.config, attack, split)
+            if spec not in sets:
+                sets[spec] = adversarial_set(spec, device)
+            crafted[split] = sets[spec]
+        if (candidate.checkpoint.path, crafted["test"].key) in done:
             continue
         with candidate.checkpoint.as_directory() as directory:
             model, config = load_evaluation_model(directory, device)
-        rows.append({
-            "trial_id": candidate.trial_id, **asdict(config), **evaluate_model(model, crafted, device),
-            **attack.record(), "attack_key": crafted.key, "weights_digest": crafted.weights_digest,
-            "checkpoint_path": candidate.checkpoint.path, "evaluated_at": time.time(),
+        row = {"trial_id": candidate.trial_id, **asdict(config), "selection_split": config.selection_split,
+               "stopped_early": candidate.stopped_early}
+        for split_set in crafted.values():
+            row |= split_metrics(model, split_set, device)
+        rows.append(row | distance_metrics(model, crafted["test"], device) | attack.record() | {
+            "attack_budget_pixels": attack.budget_in_pixels(crafted["test"].pretrained.std.flatten().tolist()),
+            "weights_digest": crafted["test"].weights_digest, "checkpoint_path": candidate.checkpoint.path,
+            "evaluated_at": time.time(),
         })
         write_rows(rows, table)  # after every checkpoint: an interrupted stage keeps what it measured
     return rows
@@ -123,6 +147,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--step", type=float, help="PGD step size, in the preset's units")
     parser.add_argument("--attack-iters", type=int, help="PGD iterations")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--include-stopped", action="store_true",
+                        help="let --select clean/pareto pick trials a scheduler stopped early")
     return parser.parse_args(argv)
 
 
@@ -130,12 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.top_k is not None and args.top_k <= 0:
         raise UserError(f"--top-k {args.top_k} must be > 0")
-    rows = run_attack_stage(args.run, args.select, args.top_k, args.attack, args.device,
+    rows = run_attack_stage(args.run, args.select, args.top_k, args.attack, args.device, args.include_stopped,
                             budget=args.budget, step=args.step, iters=args.attack_iters)
-    for row in sorted(rows, key=lambda r: r["asr"]):
-        print(f"{row['method']:>12} {row['trial_id']}: clean {row['clean_acc']:6.2f}%  ASR {row['asr']:6.2f}%  "
-              f"(noise {row['noise_asr']:.2f}%, attack {row['attack_preset']} B={row['attack_budget']} "
-              f"{row['attack_units']})")
+    for row in sorted(rows, key=lambda r: r["test_asr"]):
+        selection = (f"val clean {row['val_clean_acc']:6.2f}% ASR {row['val_asr']:6.2f}% | "
+                     if row.get("val_clean_acc") is not None else "selected on test (val_fraction=0) | ")
+        print(f"{row['method']:>12} {row['trial_id']}: {selection}test clean {row['test_clean_acc']:6.2f}% "
+              f"ASR {row['test_asr']:6.2f}% (noise {row['test_noise_asr']:.2f}%, attack {row['attack_preset']} "
+              f"B={row['attack_budget']:g} {row['attack_units']} = {row['attack_budget_pixels']:.4f} in pixels)")
     print(f"robustness table: {run_location(args.run)}/{ROBUSTNESS_TABLE}")
 
 

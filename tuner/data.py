@@ -3,6 +3,7 @@ import argparse
 import json
 from typing import NoReturn
 
+from trainables.config import TrialConfig
 from trainables.data.registry import check_dataset_name, dataset_summary
 from trainables.errors import UserError
 from tuner.cli import run_cli
@@ -22,13 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fraction", type=float, default=1.0,
                         help="keep this fraction of each class's training images, in (0, 1]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsampling")
+    parser.add_argument("--val-fraction", type=float, default=TrialConfig.val_fraction,
+                        help="share of each class's training images held out for validation (0: none)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     check_dataset_name(args.dataset)
-    summary = dataset_summary(args.dataset, data_root=args.data_root, fraction=args.fraction, seed=args.seed)
+    summary = dataset_summary(args.dataset, data_root=args.data_root, fraction=args.fraction, seed=args.seed,
+                              val_fraction=args.val_fraction)
     print(json.dumps(summary))
 
 

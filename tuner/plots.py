@@ -64,13 +64,16 @@ class Point:
     group: str  # dataset (and attack, when a report mixes attacks)
     x: float
     y: float
+    x_error: float = 0.0  # half-length of the error bar: std over seeds (0: none)
+    y_error: float = 0.0
+    hollow: bool = False  # not a method result (a trial a scheduler stopped early)
 
 
 @dataclass(frozen=True)
 class ParetoPanel:
     title: str
-    points: list[Point]  # x = ASR %, y = clean accuracy %
-    front: list[int]  # indices into points, by ascending ASR
+    points: list[Point]  # x = test ASR %, y = test clean accuracy %
+    front: list[int]  # indices into points: the front chosen on validation
     front_labels: list[str]  # one per front index
 
 
@@ -128,7 +131,8 @@ def pareto_plot(panels: list[ParetoPanel], path: Path) -> None:
         _draw_pareto_panel(ax, panel)
     methods = [p.method for panel in panels for p in panel.points]
     _method_legend(figure, methods, [], "outside right upper")  # a panel per group: no group markers
-    figure.suptitle("Each point a checkpoint; black line: the Pareto front")
+    figure.suptitle("Each point a configuration at its test means (bars: ± std over seeds); black: the Pareto "
+                    "front chosen on validation; hollow: stopped early", fontsize=9)
     figure.canvas.draw()  # final axes positions, so labels can be placed in pixels
     for ax, panel in zip(axes, panels, strict=True):
         _place_labels(ax, panel)
@@ -136,27 +140,40 @@ def pareto_plot(panels: list[ParetoPanel], path: Path) -> None:
 
 
 def _scatter_by_method(ax: Axes, points: list[Point], groups: Sequence[str], **style) -> None:
-    """One scatter per method and group: the method's colour, the group's marker."""
+    """One scatter per method and group: the method's colour (its edge only, for hollow points), the group's
+    marker."""
     for method, group in dict.fromkeys((p.method, p.group) for p in points):
         members = [p for p in points if p.method == method and p.group == group]
-        ax.scatter([p.x for p in members], [p.y for p in members], color=method_colour(method),
-                   marker=group_marker(groups, group), **style)
+        colour = {"edgecolors": method_colour(method)} if style.get("facecolors") == "none" else {
+            "color": method_colour(method)}
+        ax.scatter([p.x for p in members], [p.y for p in members], marker=group_marker(groups, group),
+                   **colour, **style)
 
 
 def _draw_pareto_panel(ax: Axes, panel: ParetoPanel) -> None:
     on_front = set(panel.front)
     groups = [p.group for p in panel.points]
-    _scatter_by_method(ax, [p for i, p in enumerate(panel.points) if i not in on_front], groups,
-                       s=28, alpha=0.45, edgecolors="none", zorder=2)
+    others = [p for i, p in enumerate(panel.points) if i not in on_front]
+    _error_bars(ax, panel.points)
+    _scatter_by_method(ax, [p for p in others if not p.hollow], groups, s=28, alpha=0.45, edgecolors="none",
+                       zorder=2)
+    _scatter_by_method(ax, [p for p in others if p.hollow], groups, s=28, facecolors="none", zorder=2)
     _scatter_by_method(ax, [panel.points[i] for i in panel.front], groups,
                        s=55, edgecolors="black", linewidths=0.8, zorder=3)
-    front = [panel.points[i] for i in panel.front]
+    front = sorted((panel.points[i] for i in panel.front), key=lambda p: p.x)
     ax.step([p.x for p in front], [p.y for p in front], where="post", color="black", linewidth=1.2, zorder=1)
     ax.set_title(panel.title)
-    ax.set_xlabel("attack success rate, ASR (%) — lower is more robust")
-    ax.set_ylabel("clean accuracy (%)")
+    ax.set_xlabel("test attack success rate, ASR (%) — lower is more robust")
+    ax.set_ylabel("test clean accuracy (%)")
     ax.grid(alpha=0.3)
     ax.margins(x=0.12, y=0.12)
+
+
+def _error_bars(ax: Axes, points: list[Point]) -> None:
+    for point in points:
+        if point.x_error or point.y_error:
+            ax.errorbar(point.x, point.y, xerr=point.x_error, yerr=point.y_error, color=method_colour(point.method),
+                        alpha=0.5, linewidth=0.8, capsize=2, zorder=1)
 
 
 def _place_labels(ax: Axes, panel: ParetoPanel) -> None:
@@ -239,15 +256,15 @@ def tradeoff_plot(series: list[TradeoffSeries], parameter_label: str, scale: str
             ax.errorbar([line.x[i] for i in kept], means,
                         yerr=[[m - spread.low[i] for m, i in zip(means, kept)],
                               [spread.high[i] - m for m, i in zip(means, kept)]], **style)
-    for ax, title, metric in ((clean_ax, "Clean accuracy", "clean accuracy (%)"),
-                              (asr_ax, "Attack success rate", "attack success rate, ASR (%)")):
+    for ax, title, metric in ((clean_ax, "Clean accuracy", "test clean accuracy (%)"),
+                              (asr_ax, "Attack success rate", "test attack success rate, ASR (%)")):
         ax.set_xscale(scale, **({"linthresh": _smallest_positive(series)} if scale == "symlog" else {}))
         ax.set_xlabel(parameter_label + ("" if scale == "linear" else f" ({scale} scale)"))
         ax.set_ylabel(metric)
         ax.set_title(title)
         ax.grid(alpha=0.3)
     _method_legend(figure, [s.method for s in series], groups, "outside lower center", lines=True)
-    figure.suptitle(f"Trade-off against {parameter_label}: mean over seeds, bars min–max")
+    figure.suptitle(f"Trade-off against {parameter_label}: test split, mean over seeds, bars ± std")
     _save(figure, path)
 
 
@@ -266,7 +283,7 @@ def distance_plot(panels: list[DistancePanel], path: Path) -> None:
         ax.set_title(f"Pearson r = {r} (n = {len(panel.points)})")
         ax.set_xlabel(panel.xlabel)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("attack success rate, ASR (%)")
+    axes[0].set_ylabel("test attack success rate, ASR (%)")
     _method_legend(figure, [p.method for p in all_points], groups, "outside lower center")
     figure.suptitle("Robustness vs distance from the pretrained model")
     _save(figure, path)

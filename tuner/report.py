@@ -3,9 +3,12 @@
 Reads RUN_DIR/robustness.parquet (one row per attacked checkpoint), and trials.parquet and sweep.json where
 present, and writes pareto.png, tradeoff_<param>.png, distance_vs_asr.png, summary.md and summary.json into
 --out (default RUN_DIR/report of the first run). Works on a sweep still running: it reports the rows so far.
+
+Selection and reporting are kept apart: a configuration's seeds are aggregated (mean ± sample std), the Pareto
+set and each method's best configuration are chosen on the validation split, and the numbers shown for them
+are the test split's. Runs with val_fraction = 0 can only be selected on test, and the report says so.
 """
 import argparse
-import importlib.metadata
 import json
 import math
 import statistics
@@ -17,7 +20,7 @@ from typing import Any, NoReturn
 
 from trainables.errors import UserError
 from tuner.cli import run_cli
-from tuner.paper_results import PAPER_RESULTS, row_label
+from tuner.paper_comparison import PAPER_COMPARISON, paper_comparison, paper_comparison_markdown
 from tuner.pareto import pareto_front
 from tuner.plots import (DistancePanel, ParetoPanel, Point, Spread, TradeoffSeries, distance_plot, method_order,
                          pareto_plot, tradeoff_plot)
@@ -25,19 +28,20 @@ from tuner.recipes import get_recipe
 from tuner.tables import read_rows
 
 ROBUSTNESS_TABLE = "robustness.parquet"
-PAPER_COMPARISON = "paper_comparison.md"
-# paper_comparison metric -> (the robustness column measuring it, its heading)
-COMPARED_METRICS = {"clean": ("clean_acc", "clean (%)"), "asr": ("asr", "ASR (%)"),
-                    "feature_loss": ("feature_distance", "feature loss")}
 TRIALS_TABLE = "trials.parquet"
 SWEEP_SETTINGS = "sweep.json"
-
-# Every column of robustness.parquet that is not part of the trial's config; the rest is the config, so a new
-# config key shows up in the report without a change here.
-RESULT_COLUMNS = frozenset({
-    "run", "trial_id", "clean_acc", "adv_acc", "asr", "clean_correct", "fooled", "test_images", "noise_asr",
-    "noise_fooled", "weight_distance", "feature_distance", "weights_digest", "checkpoint_path", "evaluated_at",
-})
+SPLITS = ("val", "test")
+SPLIT_METRICS = ("clean_acc", "asr", "noise_asr")
+DISTANCES = {  # column -> axis label
+    "weight_distance": "weight distance ‖θ − θ₀‖₂ (backbone)",
+    "feature_distance": "feature distance Σ_layers MSE to the pretrained model",
+}
+AGGREGATED = tuple(f"{split}_{metric}" for split in SPLITS for metric in SPLIT_METRICS) + tuple(DISTANCES)
+# Columns of robustness.parquet that are not part of the trial's config; the rest is the config, so a new config
+# key shows up in the report without a change here.
+RESULT_PREFIXES = ("val_", "test_", "attack_")
+RESULT_COLUMNS = frozenset({"run", "trial_id", "selection_split", "stopped_early", "weights_digest",
+                            "checkpoint_path", "evaluated_at", *DISTANCES})
 # Config values that say where or how fast a trial ran, not what it learnt: never a "key hyper-parameter".
 BOOKKEEPING_COLUMNS = frozenset({"data_root", "cache_dir", "num_workers", "eval_every", "checkpoint_every", "weights"})
 SHORT_NAMES = {
@@ -53,13 +57,7 @@ TRADEOFF_PARAMETERS = {  # swept parameter -> (axis label, log-scaled)
     "swa_every": ("SWA averaging interval (iterations)", False),
     "fraction": ("fraction of the training data", False),
 }
-DISTANCES = {  # column -> axis label
-    "weight_distance": "weight distance ‖θ − θ₀‖₂ (backbone)",
-    "feature_distance": "feature distance (distillation loss)",
-}
 PACKAGES = ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow")
-SPREAD_NOTE = ("mean ± half range ((max − min) / 2) over the seeds of the configuration with the best mean clean "
-               "accuracy for that method and column (the paper tunes on clean accuracy); n = seeds")
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -75,11 +73,36 @@ class RunInputs:
 
 
 @dataclass(frozen=True)
-class TableCell:
+class Statistic:
+    """Mean and sample standard deviation over a configuration's seeds (std NaN for one seed)."""
+
     mean: float
-    spread: float
+    std: float
     n: int
-    configuration: str
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """One configuration of one group (dataset, and attack when a report mixes attacks), over its seeds."""
+
+    group: str
+    method: str
+    label: str  # its key hyper-parameters
+    config: dict  # the config values its seeds share
+    seeds: list
+    trials: list[str]  # run/trial_id of each seed
+    stopped: bool  # a scheduler stopped at least one seed early: not the method's result
+    selection_split: str  # "val", or "test" when the sweep had no validation split
+    stats: dict[str, Statistic]
+    rows: list[dict]  # one per seed
+
+    def selected_on(self, metric: str) -> float:
+        """The number selection compares: the metric's mean on the selection split."""
+        return self.stats[f"{self.selection_split}_{metric}"].mean
+
+    def gap(self, metric: str) -> float:
+        """test − validation mean: how optimistic the number selection saw was."""
+        return self.stats[f"test_{metric}"].mean - self.stats[f"val_{metric}"].mean
 
 
 def is_missing(value: Any) -> bool:
@@ -112,24 +135,21 @@ def load_inputs(run_dirs: Sequence[Path]) -> RunInputs:
 
 def config_columns(rows: list[dict]) -> list[str]:
     columns = dict.fromkeys(key for row in rows for key in row)
-    return [c for c in columns if c not in RESULT_COLUMNS and not c.startswith("attack_")]
+    return [c for c in columns if c not in RESULT_COLUMNS and not c.startswith(RESULT_PREFIXES)]
 
 
 def attack_label(row: dict) -> str:
     return f"{row.get('attack_preset')} B={row.get('attack_budget')} {row.get('attack_units')}"
 
 
-def group_of(row: dict, several_attacks: bool) -> str:
+def grouped(rows: list[dict]) -> dict[str, list[dict]]:
     """What a front or table column compares within: one dataset, and one attack when the report holds several
     (ASRs under different attacks are not comparable)."""
-    return f"{row['dataset']} · {attack_label(row)}" if several_attacks else str(row["dataset"])
-
-
-def grouped(rows: list[dict]) -> dict[str, list[int]]:
     several_attacks = len({attack_label(row) for row in rows}) > 1
-    groups: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        groups.setdefault(group_of(row, several_attacks), []).append(index)
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        group = f"{row['dataset']} · {attack_label(row)}" if several_attacks else str(row["dataset"])
+        groups.setdefault(group, []).append(row)
     return dict(sorted(groups.items()))
 
 
@@ -157,59 +177,71 @@ def hyper_parameter_label(row: dict, keys: list[str]) -> str:
     return ", ".join(f"{SHORT_NAMES.get(k, k)}={format_value(row.get(k))}" for k in keys)
 
 
-def front_of(rows: list[dict], indices: list[int]) -> list[int]:
-    """Pareto-optimal rows among `indices` (indices into rows), by ascending ASR."""
-    front = pareto_front([as_number(rows[i]["clean_acc"]) for i in indices],
-                         [as_number(rows[i]["asr"]) for i in indices])
-    return [indices[i] for i in front]
+def statistic(values: Iterable[Any]) -> Statistic:
+    present = [float(v) for v in values if not is_missing(v)]
+    if not present:
+        return Statistic(math.nan, math.nan, 0)
+    return Statistic(statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else math.nan,
+                     len(present))
 
 
-def spread_of(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (max(values) - min(values)) / 2
-
-
-def table_cells(rows: list[dict], indices: list[int], identity: list[str],
-                keys: list[str]) -> dict[str, TableCell | None]:
-    """Clean accuracy and ASR of one method in one column: its best configuration by mean clean accuracy."""
-    configurations: dict[str, list[dict]] = {}
-    for i in indices:
-        configurations.setdefault(repr([rows[i].get(c) for c in identity]), []).append(rows[i])
-    best = max(configurations.values(), key=lambda runs: statistics.fmean(as_number(r["clean_acc"]) for r in runs))
-    label = hyper_parameter_label(best[0], keys)
-    cells: dict[str, TableCell | None] = {}
-    for metric in ("clean_acc", "asr"):
-        values = [as_number(r[metric]) for r in best if not is_missing(r[metric])]
-        cells[metric] = TableCell(*spread_of(values), len(values), label) if values else None
-    return cells
-
-
-def results_table(rows: list[dict], groups: dict[str, list[int]], columns: list[str],
-                  keys: dict[str, list[str]]) -> dict[str, dict[str, dict[str, TableCell | None]]]:
-    """row label -> group -> metric -> cell, rows in the paper's method order (by backbone when it varies)."""
-    several_archs = len({row.get("arch") for row in rows}) > 1
+def aggregate(groups: dict[str, list[dict]], columns: list[str], keys: dict[str, list[str]]) -> list[ConfigResult]:
+    """The rows of each group collapsed to one result per configuration (every config value but the seed)."""
     identity = [c for c in columns if c != "seed"]
-    table: dict[str, dict[str, dict[str, TableCell | None]]] = {}
-    archs = sorted({str(row.get("arch")) for row in rows})
-    for arch in archs:
-        for method in method_order([row["method"] for row in rows]):
+    results = []
+    for group, rows in groups.items():
+        configurations: dict[str, list[dict]] = {}
+        for row in rows:
+            configurations.setdefault(repr([row.get(c) for c in identity]), []).append(row)
+        for seeds in configurations.values():
+            first = seeds[0]
+            results.append(ConfigResult(
+                group=group, method=first["method"], label=hyper_parameter_label(first, keys[first["method"]]),
+                config={c: first.get(c) for c in identity}, seeds=[row.get("seed") for row in seeds],
+                trials=[f"{row['run']}/{row['trial_id']}" for row in seeds],
+                stopped=any(bool(row.get("stopped_early")) for row in seeds),
+                selection_split=str(first.get("selection_split") or "test"),
+                stats={column: statistic(row.get(column) for row in seeds) for column in AGGREGATED}, rows=seeds,
+            ))
+    return results
+
+
+def eligible(results: list[ConfigResult], include_stopped: bool) -> list[ConfigResult]:
+    """Results that stand for their method: trials a scheduler stopped early only when asked for."""
+    return [r for r in results if include_stopped or not r.stopped]
+
+
+def front_of(results: list[ConfigResult]) -> list[ConfigResult]:
+    """The Pareto-optimal configurations by their selection-split means, by ascending ASR."""
+    front = pareto_front([r.selected_on("clean_acc") for r in results], [r.selected_on("asr") for r in results])
+    return [results[i] for i in front]
+
+
+def best_configurations(results: list[ConfigResult]) -> dict[str, dict[str, ConfigResult]]:
+    """row label -> group -> the method's configuration with the best mean selection-split accuracy, rows in
+    the paper's method order (by backbone when it varies)."""
+    several_archs = len({str(r.config.get("arch")) for r in results}) > 1
+    table: dict[str, dict[str, ConfigResult]] = {}
+    for arch in sorted({str(r.config.get("arch")) for r in results}):
+        for method in method_order([r.method for r in results]):
             label = f"{arch} {method}" if several_archs else method
-            for group, indices in groups.items():
-                own = [i for i in indices if rows[i]["method"] == method and str(rows[i].get("arch")) == arch]
+            for group in sorted({r.group for r in results}):
+                own = [r for r in results if r.method == method and str(r.config.get("arch")) == arch
+                       and r.group == group and not math.isnan(r.selected_on("clean_acc"))]
                 if own:
-                    table.setdefault(label, {})[group] = table_cells(rows, own, identity, keys[method])
+                    table.setdefault(label, {})[group] = max(own, key=lambda r: r.selected_on("clean_acc"))
     return table
 
 
-def best_per_column(table: dict[str, dict[str, dict[str, TableCell | None]]]) -> dict[tuple[str, str], float]:
-    """(group, metric) -> the best mean: highest clean accuracy, lowest ASR."""
+def best_per_column(table: dict[str, dict[str, ConfigResult]]) -> dict[tuple[str, str], float]:
+    """(group, metric) -> the best test mean among the table's cells: highest clean accuracy, lowest ASR."""
     best: dict[tuple[str, str], float] = {}
     for cells in table.values():
-        for group, metrics in cells.items():
-            for metric, cell in metrics.items():
-                if cell is None:
-                    continue
-                better = max if metric == "clean_acc" else min
-                best[(group, metric)] = better(best.get((group, metric), cell.mean), cell.mean)
+        for group, result in cells.items():
+            for metric, better in (("clean_acc", max), ("asr", min)):
+                value = result.stats[f"test_{metric}"].mean
+                if not math.isnan(value):
+                    best[(group, metric)] = better(best.get((group, metric), value), value)
     return best
 
 
@@ -224,47 +256,39 @@ def pearson(xs: Iterable[Any], ys: Iterable[Any]) -> tuple[float | None, int]:
         return None, len(pairs)
 
 
-def swept_parameters(rows: list[dict], groups: dict[str, list[int]]) -> list[str]:
-    """Trade-off parameters that take at least two values within some method's rows of one group."""
+def swept_parameters(results: list[ConfigResult]) -> list[str]:
+    """Trade-off parameters that take at least two values within some method's results of one group."""
     swept = []
     for parameter in TRADEOFF_PARAMETERS:
-        for indices in groups.values():
-            by_method: dict[str, set] = {}
-            for i in indices:
-                if not is_missing(rows[i].get(parameter)):
-                    by_method.setdefault(rows[i]["method"], set()).add(float(rows[i][parameter]))
-            if any(len(values) > 1 for values in by_method.values()):
-                swept.append(parameter)
-                break
+        values: dict[tuple[str, str], set] = {}
+        for r in results:
+            if not is_missing(r.config.get(parameter)):
+                values.setdefault((r.group, r.method), set()).add(float(r.config[parameter]))
+        if any(len(v) > 1 for v in values.values()):
+            swept.append(parameter)
     return swept
 
 
-def spread_at(values_by_x: dict[float, list[float]], xs: list[float]) -> Spread:
-    mean, low, high = [], [], []
-    for x in xs:
-        values = [v for v in values_by_x.get(x, []) if not math.isnan(v)]
-        mean.append(statistics.fmean(values) if values else math.nan)
-        low.append(min(values) if values else math.nan)
-        high.append(max(values) if values else math.nan)
-    return Spread(mean, low, high)
-
-
-def tradeoff_series(rows: list[dict], groups: dict[str, list[int]], parameter: str) -> list[TradeoffSeries]:
-    """A series per method and group in which `parameter` takes at least two values: the mean, min and max of
-    clean accuracy and ASR over the rows (seeds) at each value."""
+def tradeoff_series(results: list[ConfigResult], parameter: str) -> list[TradeoffSeries]:
+    """A series per method and group in which `parameter` takes at least two values: test clean accuracy and
+    ASR at each value, mean ± std over the seeds (configurations differing in other keys are pooled)."""
     series = []
-    for group, indices in groups.items():
-        for method in method_order([rows[i]["method"] for i in indices]):
-            own = [rows[i] for i in indices if rows[i]["method"] == method and not is_missing(rows[i].get(parameter))]
-            clean: dict[float, list[float]] = {}
-            asr: dict[float, list[float]] = {}
-            for row in own:
-                clean.setdefault(float(row[parameter]), []).append(as_number(row["clean_acc"]))
-                asr.setdefault(float(row[parameter]), []).append(as_number(row["asr"]))
-            if len(clean) > 1:
-                xs = sorted(clean)
-                series.append(TradeoffSeries(method, group, xs, spread_at(clean, xs), spread_at(asr, xs)))
+    for group in sorted({r.group for r in results}):
+        for method in method_order([r.method for r in results if r.group == group]):
+            own = [r for r in results if r.group == group and r.method == method
+                   and not is_missing(r.config.get(parameter))]
+            xs = sorted({float(r.config[parameter]) for r in own})
+            if len(xs) > 1:
+                at = {x: [r for r in own if float(r.config[parameter]) == x] for x in xs}
+                series.append(TradeoffSeries(method, group, xs, _spread(at, "test_clean_acc"), _spread(at, "test_asr")))
     return series
+
+
+def _spread(results_at: dict[float, list[ConfigResult]], column: str) -> Spread:
+    stats = [statistic(row.get(column) for r in results for row in r.rows) for results in results_at.values()]
+    deviation = [0.0 if math.isnan(s.std) else s.std for s in stats]
+    return Spread([s.mean for s in stats], [s.mean - d for s, d in zip(stats, deviation)],
+                  [s.mean + d for s, d in zip(stats, deviation)])
 
 
 def axis_scale(parameter: str, series: list[TradeoffSeries]) -> str:
@@ -278,6 +302,8 @@ def axis_scale(parameter: str, series: list[TradeoffSeries]) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    import importlib.metadata
+
     versions = {}
     for package in PACKAGES:
         try:
@@ -306,63 +332,121 @@ def json_safe(value: Any) -> Any:
 @dataclass(frozen=True)
 class Analysis:
     rows: list[dict]
-    groups: dict[str, list[int]]
-    fronts: dict[str, list[int]]
+    results: list[ConfigResult]  # every configuration, early-stopped ones included
+    eligible: list[ConfigResult]  # those that stand for their method
+    fronts: dict[str, list[ConfigResult]]  # group -> Pareto-optimal configurations, chosen on validation
     keys: dict[str, list[str]]  # method -> key hyper-parameters
-    table: dict[str, dict[str, dict[str, TableCell | None]]]
+    table: dict[str, dict[str, ConfigResult]]
     correlations: dict[str, tuple[float | None, int]]
     swept: list[str]
     nan_asr_rows: int
+    include_stopped: bool
 
 
-def analyse(rows: list[dict]) -> Analysis:
+def analyse(rows: list[dict], include_stopped: bool = False) -> Analysis:
     columns = config_columns(rows)
-    groups = grouped(rows)
     keys = key_hyper_parameters(rows, columns)
+    results = aggregate(grouped(rows), columns, keys)
+    chosen = eligible(results, include_stopped)
+    checkpoints = [row for result in chosen for row in result.rows]
     return Analysis(
-        rows=rows, groups=groups,
-        fronts={group: front_of(rows, indices) for group, indices in groups.items()},
-        keys=keys, table=results_table(rows, groups, columns, keys),
-        correlations={c: pearson((r.get(c) for r in rows), (r["asr"] for r in rows)) for c in DISTANCES},
-        swept=swept_parameters(rows, groups),
-        nan_asr_rows=sum(is_missing(row["asr"]) for row in rows),
+        rows=rows, results=results, eligible=chosen,
+        fronts={group: front_of([r for r in chosen if r.group == group]) for group in sorted({r.group for r in results})},
+        keys=keys, table=best_configurations(chosen),
+        correlations={c: pearson((r.get(c) for r in checkpoints), (r.get("test_asr") for r in checkpoints))
+                      for c in DISTANCES},
+        swept=swept_parameters(chosen),
+        nan_asr_rows=sum(is_missing(row.get("test_asr")) for row in rows),
+        include_stopped=include_stopped,
     )
 
 
-def front_record(analysis: Analysis, group: str, index: int) -> dict:
-    """One Pareto-optimal checkpoint for summary.json; `row` indexes the robustness rows of every run,
-    concatenated in --run order."""
-    row = analysis.rows[index]
-    keys = analysis.keys[row["method"]]
+def selection_notes(analysis: Analysis) -> list[str]:
+    """What every number of the report was chosen on, and how many seeds stand behind it."""
+    notes = []
+    on_test = sorted({r.trials[0].split("/")[0] for r in analysis.results if r.selection_split == "test"})
+    if on_test:
+        notes.append(f"**Selection used the test split** in {', '.join(on_test)} (val_fraction = 0: no validation "
+                     "split): the test numbers of the configurations chosen there are optimistically biased.")
+    if len(on_test) < len({row["run"] for row in analysis.rows}):
+        fractions = sorted({format_value(r.config.get("val_fraction")) for r in analysis.results
+                            if r.selection_split == "val"})
+        notes.append(f"Selection: the Pareto set and each method's best configuration are chosen by validation "
+                     f"means (a stratified split of the training images, val_fraction = {', '.join(fractions)}); "
+                     "every number shown for them is a test-split mean. Validation numbers appear only to show the "
+                     "val → test gap.")
+    seeds = sorted({len(r.seeds) for r in analysis.results})
+    if seeds == [1]:
+        notes.append("Single seed: one run per configuration, so no spread is shown; differences of a few points "
+                     "may be noise (the counts behind each rate are in robustness.parquet).")
+    else:
+        notes.append(f"Seeds per configuration: {', '.join(map(str, seeds))}. Each number is the mean over the "
+                     "seeds ± their sample standard deviation; fronts and best configurations use the means.")
+    stopped = sum(r.stopped for r in analysis.results)
+    if stopped:
+        notes.append(f"{stopped} configuration(s) include trials a scheduler stopped early: "
+                     + ("counted as results (--include-stopped)." if analysis.include_stopped else
+                        "drawn hollow, left out of the fronts, tables and statistics."))
+    return notes
+
+
+def gap_summary(results: list[ConfigResult]) -> dict:
+    """test − validation over every configuration with both splits."""
+    summary = {}
+    for metric in ("clean_acc", "asr"):
+        gaps = [r.gap(metric) for r in results if r.selection_split == "val" and not math.isnan(r.gap(metric))]
+        summary[metric] = {"mean": statistics.fmean(gaps) if gaps else None,
+                           "max_abs": max(map(abs, gaps)) if gaps else None, "n": len(gaps)}
+    return summary
+
+
+def stat_record(stat: Statistic) -> dict:
+    return {"mean": stat.mean, "std": stat.std, "n": stat.n}
+
+
+def result_record(result: ConfigResult, keys: list[str]) -> dict:
+    """One configuration for summary.json: its identity, per-split statistics and the val → test gap."""
     return {
-        "group": group, "row": index, "run": row["run"], "trial_id": row["trial_id"], "method": row["method"],
-        "hyper_parameters": {k: row.get(k) for k in keys}, "label": hyper_parameter_label(row, keys),
-        "seed": row.get("seed"), "clean_acc": row["clean_acc"], "asr": row["asr"], "noise_asr": row.get("noise_asr"),
-        "checkpoint_path": row.get("checkpoint_path"),
+        "group": result.group, "method": result.method, "label": result.label,
+        "hyper_parameters": {k: result.config.get(k) for k in keys}, "trials": result.trials,
+        "seeds": result.seeds, "stopped_early": result.stopped, "selection_split": result.selection_split,
+        **{split: {metric: stat_record(result.stats[f"{split}_{metric}"]) for metric in SPLIT_METRICS}
+           for split in SPLITS},
+        "gap": {metric: result.gap(metric) for metric in ("clean_acc", "asr")},
     }
 
 
 def pareto_panels(analysis: Analysis) -> list[ParetoPanel]:
-    rows, panels = analysis.rows, []
-    for group, indices in analysis.groups.items():
-        position = {row_index: i for i, row_index in enumerate(indices)}
-        front = analysis.fronts[group]
+    panels = []
+    for group, front in analysis.fronts.items():
+        results = [r for r in analysis.results if r.group == group]
+        position = {id(r): i for i, r in enumerate(results)}
         panels.append(ParetoPanel(
-            title=f"{group}: {len(front)} Pareto-optimal of {len(indices)} checkpoints",
-            points=[Point(rows[i]["method"], group, as_number(rows[i]["asr"]), as_number(rows[i]["clean_acc"]))
-                    for i in indices],
-            front=[position[i] for i in front],
-            front_labels=front_point_labels(rows, front, analysis.keys),
+            title=f"{group}: {len(front)} Pareto-optimal on validation of {len(results)} configurations",
+            points=[_point(r) for r in results],
+            front=[position[id(r)] for r in front],
+            front_labels=front_point_labels(front),
         ))
     return panels
 
 
+def _point(result: ConfigResult) -> Point:
+    asr, clean = result.stats["test_asr"], result.stats["test_clean_acc"]
+    return Point(result.method, result.group, asr.mean, clean.mean, 0.0 if math.isnan(asr.std) else asr.std,
+                 0.0 if math.isnan(clean.std) else clean.std, hollow=result.stopped)
+
+
+def front_point_labels(front: list[ConfigResult]) -> list[str]:
+    """Key hyper-parameters (the colour tells the method; the method's name where nothing varies)."""
+    return [result.label or result.method for result in front]
+
+
 def distance_panels(analysis: Analysis) -> list[DistancePanel]:
-    group_of_row = {i: group for group, indices in analysis.groups.items() for i in indices}
     panels = []
     for column, label in DISTANCES.items():
-        points = [Point(row["method"], group_of_row[i], float(row[column]), float(row["asr"]))
-                  for i, row in enumerate(analysis.rows) if not (is_missing(row.get(column)) or is_missing(row["asr"]))]
+        points = [Point(r.method, r.group, float(row[column]), float(row["test_asr"]))
+                  for r in analysis.eligible for row in r.rows
+                  if not (is_missing(row.get(column)) or is_missing(row.get("test_asr")))]
         panels.append(DistancePanel(label, points, analysis.correlations[column][0]))
     return panels
 
@@ -372,7 +456,7 @@ def draw_figures(analysis: Analysis, out: Path) -> list[str]:
     images = ["pareto.png"]
     pareto_plot(pareto_panels(analysis), out / images[-1])
     for parameter in analysis.swept:
-        series = tradeoff_series(analysis.rows, analysis.groups, parameter)
+        series = tradeoff_series(analysis.eligible, parameter)
         images.append(f"tradeoff_{parameter}.png")
         tradeoff_plot(series, TRADEOFF_PARAMETERS[parameter][0], axis_scale(parameter, series), out / images[-1])
     images.append("distance_vs_asr.png")
@@ -380,83 +464,88 @@ def draw_figures(analysis: Analysis, out: Path) -> list[str]:
     return images
 
 
-def front_point_labels(rows: list[dict], front: list[int], keys: dict[str, list[str]]) -> list[str]:
-    """Key hyper-parameters (the colour tells the method; the method's name where nothing varies), with the seed
-    where it tells apart front points that would otherwise read the same."""
-    labels = [hyper_parameter_label(rows[i], keys[rows[i]["method"]]) or rows[i]["method"] for i in front]
-    seeds: dict[tuple[str, str], set] = {}
-    for label, i in zip(labels, front):
-        seeds.setdefault((rows[i]["method"], label), set()).add(rows[i].get("seed"))
-    return [f"{label}, seed={rows[i].get('seed')}" if len(seeds[(rows[i]["method"], label)]) > 1 else label
-            for label, i in zip(labels, front)]
-
-
-def _number(value: Any) -> str:
-    return "n/a" if is_missing(value) else f"{float(value):.2f}"
-
-
-def _cell_text(cell: TableCell | None, best: float | None) -> str:
-    if cell is None:
+def format_stat(stat: Statistic) -> str:
+    """mean ± std over seeds; the mean alone for one seed."""
+    if stat.n == 0:
         return "n/a"
-    text = f"{cell.mean:.2f} ± {cell.spread:.2f}"
-    return f"**{text}**" if best is not None and f"{cell.mean:.2f}" == f"{best:.2f}" else text
+    return f"{stat.mean:.2f}" if math.isnan(stat.std) else f"{stat.mean:.2f} ± {stat.std:.2f}"
+
+
+def _gap_text(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:+.2f}"
 
 
 def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in body]
 
 
-def summary_markdown(analysis: Analysis, inputs: RunInputs, images: list[str], summary: dict) -> str:
-    rows = analysis.rows
-    runs = sorted({row["run"] for row in rows})
-    lines = [f"# Robustness report: {', '.join(runs)}", "",
-             f"Evaluated checkpoints: {len(rows)}. Checkpoints with an undefined ASR (no test image classified "
-             f"correctly, so none to fool): {analysis.nan_asr_rows}, left out of the Pareto fronts and the ASR "
-             "statistics.", ""]
-    lines += ["## Pareto set", "", "Non-dominated checkpoints (highest clean accuracy, lowest ASR), per dataset, by "
-              "ascending ASR. Noise ASR: uniform noise of the same budget, the attack's baseline.", ""]
+def summary_markdown(analysis: Analysis, summary: dict) -> str:
+    runs = sorted({row["run"] for row in analysis.rows})
+    lines = [f"# Robustness report: {', '.join(runs)}", "", *(f"- {note}" for note in selection_notes(analysis)), "",
+             f"Evaluated checkpoints: {len(analysis.rows)}, {len(analysis.results)} configurations. Checkpoints with "
+             f"an undefined test ASR (no test image classified correctly, so none to fool): {analysis.nan_asr_rows},"
+             " left out of the Pareto fronts and the ASR statistics.", ""]
+    lines += _front_markdown(analysis, summary["val_test_gap"]) + [""]
+    lines += _results_table_markdown(analysis) + [""]
+    lines += ["## Correlation of test ASR with the distance from the pretrained model", ""]
+    for column, (r, n) in analysis.correlations.items():
+        lines.append(f"- {column}: Pearson r = {'n/a' if r is None else f'{r:+.3f}'} (n = {n} checkpoints)")
+    lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in summary["images"]] + [""]
+    lines += _configuration_markdown(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _front_markdown(analysis: Analysis, gaps: dict) -> list[str]:
     body = []
     for group, front in analysis.fronts.items():
-        for index in front:
-            row = rows[index]
-            parameters = hyper_parameter_label(row, analysis.keys[row["method"]]) or "—"
-            body.append([group, row["method"], parameters, str(row.get("seed")), _number(row["clean_acc"]),
-                         _number(row["asr"]), _number(row.get("noise_asr")), f"{row['run']}/{row['trial_id']}"])
-    lines += markdown_table(["dataset", "method", "key hyper-parameters", "seed", "clean (%)", "ASR (%)",
-                             "noise ASR (%)", "trial"], body) + [""]
-    lines += _results_table_markdown(analysis) + [""]
-    lines += ["## Correlation of ASR with the distance from the pretrained model", ""]
-    for column, (r, n) in analysis.correlations.items():
-        lines.append(f"- {column}: Pearson r = {'n/a' if r is None else f'{r:+.3f}'} (n = {n})")
-    lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in images] + [""]
-    lines += _configuration_markdown(inputs, summary)
-    return "\n".join(lines) + "\n"
+        for r in front:
+            stats = r.stats
+            body.append([group, r.method, r.label or "—", str(len(r.seeds)), format_stat(stats["val_clean_acc"]),
+                         format_stat(stats["test_clean_acc"]), _gap_text(r.gap("clean_acc")),
+                         format_stat(stats["val_asr"]), format_stat(stats["test_asr"]), _gap_text(r.gap("asr")),
+                         format_stat(stats["test_noise_asr"]), ", ".join(r.trials)])
+    clean, asr = gaps["clean_acc"], gaps["asr"]
+    gap_line = ("No configuration has a validation split: no val → test gap to show." if not clean["n"] else
+                f"val → test gap over {clean['n']} configurations: clean accuracy {clean['mean']:+.2f} points on "
+                f"average (largest |Δ| {clean['max_abs']:.2f}), ASR "
+                + ("n/a" if asr["mean"] is None else f"{asr['mean']:+.2f} (largest |Δ| {asr['max_abs']:.2f})") + ".")
+    return (["## Pareto set", "", "Non-dominated configurations by validation means (highest clean accuracy, lowest "
+             "ASR), per dataset, by ascending validation ASR; Δ = test − validation. Noise ASR: uniform noise of the "
+             "same budget, the attack's baseline.", ""]
+            + markdown_table(["dataset", "method", "key hyper-parameters", "seeds", "val clean (%)",
+                              "test clean (%)", "Δ clean", "val ASR (%)", "test ASR (%)", "Δ ASR",
+                              "test noise ASR (%)", "trials"], body) + ["", gap_line])
 
 
 def _results_table_markdown(analysis: Analysis) -> list[str]:
     best = best_per_column(analysis.table)
-    columns = list(analysis.groups)
+    groups = sorted({group for cells in analysis.table.values() for group in cells})
     body = []
     for label, cells in analysis.table.items():
-        for metric, name in (("clean_acc", "clean (%)"), ("asr", "ASR (%)")):
-            texts = [_cell_text(cells[g][metric], best.get((g, metric))) if g in cells else "—" for g in columns]
+        for metric, name in (("clean_acc", "test clean (%)"), ("asr", "test ASR (%)")):
+            texts = []
+            for group in groups:
+                stat = cells[group].stats[f"test_{metric}"] if group in cells else None
+                text = "—" if stat is None else format_stat(stat)
+                bold = stat is not None and best.get((group, metric)) == stat.mean
+                texts.append(f"**{text}**" if bold else text)
             body.append([label if metric == "clean_acc" else "", name] + texts)
-    configurations = [f"- {label} · {group}: {metrics['clean_acc'].configuration or 'one configuration'} "
-                      f"(n = {metrics['clean_acc'].n})"
-                      for label, cells in analysis.table.items() for group, metrics in cells.items()
-                      if metrics["clean_acc"] is not None]
-    return (["## Results by method (Table 2/4 style)", "", f"Each cell: {SPREAD_NOTE}. Bold: the best value per "
+    configurations = [f"- {label} · {group}: {r.label or 'one configuration'} (n = {len(r.seeds)}; selected on "
+                      f"{r.selection_split}: clean {r.selected_on('clean_acc'):.2f}%)"
+                      for label, cells in analysis.table.items() for group, r in cells.items()]
+    return (["## Results by method (Table 2/4 style)", "", "Each cell: the test numbers of the method's configuration "
+             "with the best mean validation accuracy (the paper tunes on clean accuracy). Bold: the best value per "
              "column (highest clean accuracy, lowest ASR).", ""]
-            + markdown_table(["method", "metric"] + columns, body)
+            + markdown_table(["method", "metric"] + groups, body)
             + ["", "Configuration behind each cell:", ""] + configurations)
 
 
-def _configuration_markdown(inputs: RunInputs, summary: dict) -> list[str]:
+def _configuration_markdown(summary: dict) -> list[str]:
     lines = ["## Configuration", ""]
     fixed = summary["fixed_configuration"]
     lines += markdown_table(["config key", "value (same in every evaluated checkpoint)"],
                             [[k, format_value(v)] for k, v in fixed.items()]) + [""]
-    for run, settings in inputs.sweeps.items():
+    for run, settings in summary["sweeps"].items():
         lines += [f"Sweep settings of {run} ({SWEEP_SETTINGS}):", "", "```json", json.dumps(settings, indent=2),
                   "```", ""]
     trials = summary["trials"]
@@ -469,7 +558,8 @@ def _configuration_markdown(inputs: RunInputs, summary: dict) -> list[str]:
     if attacks:
         lines += markdown_table(list(attacks[0]), [[format_value(a[k]) for k in attacks[0]] for a in attacks]) + [""]
     lines += ["Budget and step are in the units column: `pixels` = [0, 1] images, `normalized` = after ImageNet "
-              "normalisation.", "", "### Pretrained weights", ""]
+              "normalisation; `attack_budget_pixels` is the budget as an L∞ bound on [0, 1] pixels.", "",
+              "### Pretrained weights", ""]
     lines += markdown_table(["arch", "weights", "weights digest"],
                             [[format_value(w["arch"]), format_value(w["weights"]), f"`{w['weights_digest']}`"]
                              for w in summary["pretrained_weights"]]) + [""]
@@ -495,22 +585,22 @@ def summary_record(analysis: Analysis, inputs: RunInputs, images: list[str]) -> 
     return {
         "runs": sorted({row["run"] for row in rows}),
         "evaluated_checkpoints": len(rows),
+        "configurations": len(analysis.results),
         "nan_asr_rows": analysis.nan_asr_rows,
-        "groups": list(analysis.groups),
-        "pareto": {group: [front_record(analysis, group, i) for i in front]
+        "selection": selection_notes(analysis),
+        "groups": list(analysis.fronts),
+        "pareto": {group: [result_record(r, analysis.keys[r.method]) for r in front]
                    for group, front in analysis.fronts.items()},
+        "val_test_gap": gap_summary(analysis.eligible),
         "results_table": {
-            "spread": SPREAD_NOTE,
-            "rows": {label: {group: {metric: None if cell is None else vars(cell) for metric, cell in metrics.items()}
-                             for group, metrics in cells.items()}
+            "rows": {label: {group: result_record(r, analysis.keys[r.method]) for group, r in cells.items()}
                      for label, cells in analysis.table.items()},
             "best": [{"group": g, "metric": m, "mean": v} for (g, m), v in best_per_column(analysis.table).items()],
         },
         "correlations": {c: {"pearson_r": r, "n": n} for c, (r, n) in analysis.correlations.items()},
         "key_hyper_parameters": analysis.keys,
         "swept_parameters": analysis.swept,
-        "fixed_configuration": {c: rows[0].get(c) for c in columns
-                                if len({repr(row.get(c)) for row in rows}) == 1},
+        "fixed_configuration": {c: rows[0].get(c) for c in columns if len({repr(row.get(c)) for row in rows}) == 1},
         "attacks": distinct_records(rows, attack_columns),
         "pretrained_weights": distinct_records(rows, ["arch", "weights", "weights_digest"]),
         "trials": trials_summary(inputs.trials),
@@ -520,57 +610,8 @@ def summary_record(analysis: Analysis, inputs: RunInputs, images: list[str]) -> 
     }
 
 
-def paper_comparison(rows: list[dict], tables: tuple[str, ...]) -> list[dict]:
-    """Per published result of `tables`: the mean over the rows of the same label (method and dropout / SWA
-    switches), dataset, backbone and training fraction (the seeds), the published value and measured − published;
-    status "not run" (n = 0, measured None) where no row matches."""
-    comparison = []
-    for published in (result for result in PAPER_RESULTS if result.table in tables):
-        matching = [row for row in rows if row_label(row) == published.label and row["dataset"] == published.dataset
-                    and row.get("arch") == published.arch
-                    and math.isclose(as_number(row.get("fraction", 1.0)), published.fraction)]
-        record = {"table": published.table, "label": published.label, "dataset": published.dataset,
-                  "arch": published.arch, "fraction": published.fraction, "n": len(matching),
-                  "status": "measured" if matching else "not run"}
-        for metric, (column, _) in COMPARED_METRICS.items():
-            value = getattr(published, metric)
-            if value is None:
-                continue
-            values = [as_number(row.get(column)) for row in matching if not is_missing(row.get(column))]
-            measured = statistics.fmean(values) if values else None
-            record |= {f"{metric}_measured": measured, f"{metric}_published": value,
-                       f"{metric}_difference": None if measured is None else measured - value}
-        comparison.append(record)
-    return comparison
-
-
-def paper_comparison_markdown(recipe: str, comparison: list[dict]) -> str:
-    metrics = [m for m in COMPARED_METRICS if any(f"{m}_published" in record for record in comparison)]
-    header = ["table", "label", "dataset", "arch", "fraction", "n"] + [
-        f"{COMPARED_METRICS[m][1]} {kind}" for m in metrics for kind in ("measured", "paper", "Δ")]
-    body = []
-    for record in comparison:
-        cells = [record["table"], record["label"], record["dataset"], record["arch"], f"{record['fraction']:g}",
-                 str(record["n"])]
-        for metric in metrics:
-            if f"{metric}_published" not in record:
-                cells += ["—"] * 3
-            elif record["n"] == 0:
-                cells += ["not run", _number(record[f"{metric}_published"]), "—"]
-            else:
-                difference = record[f"{metric}_difference"]
-                cells += [_number(record[f"{metric}_measured"]), _number(record[f"{metric}_published"]),
-                          "n/a" if difference is None else f"{difference:+.2f}"]
-        body.append(cells)
-    lines = [f"# Paper comparison: recipe {recipe}", "",
-             "Measured: the mean over the seeds of the checkpoints with the same label (method, plus `+DO` / `+SWA` "
-             "for spatial dropout / SWA switched on against the method's default), dataset, backbone and training "
-             "fraction. Δ = measured − published. Table 7's \"Renofeation\" is DELTA-R + DO + SWA "
-             "(`delta_r+DO+SWA`). Feature loss: the measured `feature_distance`.", ""]
-    return "\n".join(lines + markdown_table(header, body)) + "\n"
-
-
-def build_report(run_dirs: list[Path], out: Path | None = None, recipe: str | None = None) -> Path:
+def build_report(run_dirs: list[Path], out: Path | None = None, recipe: str | None = None,
+                 include_stopped: bool = False) -> Path:
     """Write the report of the runs' robustness rows into `out` (default: first run's report/); returns it.
     With a recipe (`recipe`, else the first sweep.json naming one) whose tables have published numbers, also
     paper_comparison.md."""
@@ -583,15 +624,33 @@ def build_report(run_dirs: list[Path], out: Path | None = None, recipe: str | No
     tables = get_recipe(recipe).tables if recipe else ()
     out = Path(out).expanduser().resolve() if out is not None else run_dirs[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
-    analysis = analyse(inputs.rows)
+    analysis = analyse(inputs.rows, include_stopped)
     images = draw_figures(analysis, out)
     summary = summary_record(analysis, inputs, images)
     if tables:
-        summary["paper_comparison"] = paper_comparison(inputs.rows, tables)
+        summary["paper_comparison"] = paper_comparison(
+            [row for r in analysis.eligible for row in r.rows], tables)
         (out / PAPER_COMPARISON).write_text(paper_comparison_markdown(recipe, summary["paper_comparison"]))
     (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
-    (out / "summary.md").write_text(summary_markdown(analysis, inputs, images, summary))
+    (out / "summary.md").write_text(summary_markdown(analysis, summary))
     return out
+
+
+def front_digest(summary: dict) -> list[str]:
+    """The Pareto set in a few console lines: what selection saw (validation) and what it reports (test)."""
+    lines = ["Pareto set, chosen on validation means; test numbers for reporting (mean over seeds):"]
+    for group, front in summary["pareto"].items():
+        for entry in front:
+            val, test = entry["val"], entry["test"]
+            seen = ("selected on test" if entry["selection_split"] == "test" else
+                    f"val clean {_mean_text(val['clean_acc'])} ASR {_mean_text(val['asr'])}")
+            lines.append(f"  {group:<8} {entry['method']:<12} {entry['label'] or '—':<22} {seen} -> test clean "
+                         f"{_mean_text(test['clean_acc'])} ASR {_mean_text(test['asr'])} (n = {len(entry['seeds'])})")
+    return lines
+
+
+def _mean_text(stat: dict) -> str:
+    return "n/a" if stat["n"] == 0 else f"{stat['mean']:6.2f}%"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -599,12 +658,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run", action="append", required=True, type=Path,
                         help="a sweep's run directory (holding robustness.parquet); repeat to combine runs")
     parser.add_argument("--out", type=Path, help="where to write the report (default: RUN_DIR/report of the first run)")
+    parser.add_argument("--include-stopped", action="store_true",
+                        help="count trials a scheduler stopped early as results (fronts, tables, statistics)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    out = build_report(args.run, args.out)
+    out = build_report(args.run, args.out, include_stopped=args.include_stopped)
+    print("\n".join(front_digest(json.loads((out / "summary.json").read_text()))))
     print(f"report: {out / 'summary.md'}")
 
 

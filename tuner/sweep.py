@@ -4,8 +4,8 @@
         [--gpus-per-trial 0.25] [--address auto] [--storage s3://bucket/runs] [--resume] ...
 
 Ray Tune runs the trials (OptunaSearch with TPE, multi-objective for optuna-mo; grid/random through Tune's
-basic variant generator; ASHA on clean accuracy), then the final stage attacks the checkpoints and the
-report is written. RUN_DIR = STORAGE/NAME holds trials.parquet, robustness.parquet, sweep.json, report/.
+basic variant generator; ASHA on validation accuracy), then the final stage attacks the checkpoints chosen by
+their validation numbers, scores them on validation and test, and the report is written. RUN_DIR = STORAGE/NAME holds trials.parquet, robustness.parquet, sweep.json, report/.
 """
 import argparse
 import json
@@ -28,22 +28,25 @@ from ray.tune.search.sample import Categorical, Float, Integer
 from search_spaces import SPACES, SearchSpace, SpaceError, get_space
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.attack import attack_config
-from trainables.config import resolve_config
+from trainables.config import resolve_config, selection_metrics
 from trainables.data.registry import EMBEDDED_DATASETS, dataset_summary
 from trainables.errors import UserError
 from trainables.methods import get_method
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
-from tuner.attack import ROBUSTNESS_TABLE, default_attack_preset, run_attack_stage
+from tuner.attack import ROBUSTNESS_TABLE, default_attack_preset, run_attack_stage, stopped_early
 from tuner.cli import add_trial_arguments, parse_assignments, run_cli
 from tuner.progress import ProgressCallback
-from tuner.recipes import RECIPES, get_recipe
-from tuner.report import build_report
+from tuner.recipes import RECIPE_ATTACK_PRESET, RECIPES, get_recipe
+from tuner.report import build_report, front_digest
 from tuner.spaces import SEARCHES, param_space
 from tuner.tables import write_rows
 from tuner.trials_table import TRIALS_TABLE, trial_rows, unfinished
 
 SCHEDULERS = ("fifo", "asha")
+# Config keys that decide which pretrained model and which images an adversarial set is crafted from.
+ADVERSARIAL_SET_KEYS = ("dataset", "data_root", "arch", "weights", "source_images", "source_iters", "cache_dir",
+                        "val_fraction")
 SWEEP_RECORD = "sweep.json"
 VERSIONED_PACKAGES = ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow")
 
@@ -53,8 +56,7 @@ class PruningOptunaSearch(OptunaSearch):
     (Ray's OptunaSearch reports whatever the last result was)."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        stopped_early = bool(result) and result.get("iteration", 0) < result.get("total_iters", 0)
-        super().on_trial_complete(trial_id, None if stopped_early else result, error)
+        super().on_trial_complete(trial_id, None if result and stopped_early(result) else result, error)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,8 +82,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                             "searcher seed")
     parser.add_argument("--attack", help="final-stage preset: paper, code or embedded (default by dataset)")
     parser.add_argument("--no-attack", action="store_true", help="skip the final attack stage and report")
-    parser.add_argument("--top-k", type=int, help="attack only the K best trials by clean accuracy")
-    parser.add_argument("--select", default="clean", help="which trials the final stage attacks: clean, pareto, all")
+    parser.add_argument("--top-k", type=int, help="attack only the K best trials by validation accuracy")
+    parser.add_argument("--select", default="clean", help="which trials the final stage attacks, by their "
+                                                          "validation numbers: clean, pareto, all")
+    parser.add_argument("--include-stopped", action="store_true",
+                        help="treat trials ASHA stopped early as results: selectable, on the Pareto front")
     return parser.parse_args(argv)
 
 
@@ -112,39 +117,42 @@ def config_overrides(args: argparse.Namespace) -> dict:
 
 
 def trial_configs(space: dict) -> list[dict]:
-    """Every config the space can produce, with each grid / sampled parameter at one of its values —
-    enough to validate flags and find the longest trial before Ray starts."""
+    """Every config the space can produce, with each grid / categorical parameter at each of its values and
+    each numeric range at both ends — enough to validate flags and find the longest trial before Ray starts."""
     options = [{}]
     for key, value in space.items():
         if isinstance(value, dict) and "grid_search" in value:
             choices = value["grid_search"]
         elif isinstance(value, Categorical):
             choices = value.categories
-        elif isinstance(value, (Float, Integer)):
-            choices = [value.lower]
+        elif isinstance(value, Float):
+            choices = [value.lower, value.upper]
+        elif isinstance(value, Integer):
+            choices = [value.lower, value.upper - 1]  # Tune's integer upper bound is exclusive
         else:
             choices = [value]
         options = [{**option, key: choice} for option in options for choice in choices]
     return options
 
 
-def searcher(search: str, seed: int):
+def searcher(search: str, seed: int, split: str):
+    accuracy, asr = selection_metrics(split)
     if search == "optuna":
-        return PruningOptunaSearch(metric="clean_acc", mode="max", sampler=optuna.samplers.TPESampler(seed=seed))
+        return PruningOptunaSearch(metric=accuracy, mode="max", sampler=optuna.samplers.TPESampler(seed=seed))
     if search == "optuna-mo":
         # Searcher and scheduler get their own metrics: TuneConfig(metric=...) would make this single-objective.
-        return PruningOptunaSearch(metric=["clean_acc", "asr"], mode=["max", "min"],
+        return PruningOptunaSearch(metric=[accuracy, asr], mode=["max", "min"],
                                    sampler=optuna.samplers.TPESampler(seed=seed))
     return None  # Tune's basic variant generator: grid_search and random sampling
 
 
-def scheduler(name: str, longest: int, eval_every: int):
+def scheduler(name: str, longest: int, eval_every: int, split: str):
     if name not in SCHEDULERS:
         raise UserError(f"unknown --scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
     if name == "fifo":
         return FIFOScheduler()
     grace = max(eval_every, longest // 9)
-    return ASHAScheduler(time_attr="iteration", metric="clean_acc", mode="max", max_t=longest,
+    return ASHAScheduler(time_attr="iteration", metric=selection_metrics(split)[0], mode="max", max_t=longest,
                          grace_period=grace, reduction_factor=3)
 
 
@@ -201,9 +209,28 @@ def resumed_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
 
 def check_datasets(configs: list) -> None:
     """Every paper dataset's layout, checked here in one line rather than in every trial on the cluster."""
-    for dataset, data_root, fraction in sorted({(c.dataset, c.data_root, c.fraction) for c in configs
-                                                if c.dataset not in EMBEDDED_DATASETS}, key=str):
-        dataset_summary(dataset, data_root, fraction)
+    for dataset, data_root, fraction, val_fraction in sorted(
+            {(c.dataset, c.data_root, c.fraction, c.val_fraction) for c in configs
+             if c.dataset not in EMBEDDED_DATASETS}, key=str):
+        dataset_summary(dataset, data_root, fraction, val_fraction=val_fraction)
+
+
+def selection_split(configs: list) -> str:
+    """The one split every trial of the sweep is selected on: schedulers and searchers compare trials by it."""
+    splits = {config.selection_split for config in configs}
+    if len(splits) > 1:
+        raise UserError("val_fraction must be > 0 for every trial of a sweep or 0 for every trial; "
+                        "this space mixes both, so trials could not be compared on one split")
+    return splits.pop()
+
+
+def check_one_set_per_trial(values: dict) -> None:
+    """optuna-mo hands each trial the adversarial set of its own pretrained model and data: a value sampled
+    from a range would need a set per trial."""
+    for key in ADVERSARIAL_SET_KEYS:
+        if isinstance(values.get(key), (Float, Integer)):
+            raise UserError(f"--search optuna-mo: {key} is sampled from a range, so every trial would need its "
+                            f"own adversarial set; give {key} as a grid or a choice")
 
 
 @dataclass(frozen=True)
@@ -216,6 +243,7 @@ class Plan:
     configs: list
     expected_trials: int
     longest: int
+    split: str  # the selection split: "val", or "test" when val_fraction = 0
 
 
 def plan(args: argparse.Namespace, space: SearchSpace, name: str) -> Plan:
@@ -223,11 +251,31 @@ def plan(args: argparse.Namespace, space: SearchSpace, name: str) -> Plan:
     values = param_space(space, args.search, config_defaults(args), args.method, config_overrides(args))
     configs = [resolve_config(config) for config in trial_configs(values)]
     check_datasets(configs)
+    if args.search == "optuna-mo":
+        check_one_set_per_trial(values)
     swa_swept = "swa" in space.parameters
     longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
     grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
     return Plan(space, name, values, configs, args.num_samples * (grid_points if args.search == "grid" else 1),
-                longest)
+                longest, selection_split(configs))
+
+
+def final_stage_preset(args: argparse.Namespace) -> str | None:
+    """The attack preset the user chose; recipes default to the one that produced the published numbers (the
+    authors' evaluation script); None: each dataset's default."""
+    return args.attack or (RECIPE_ATTACK_PRESET if args.recipe else None)
+
+
+def selection_sets(args: argparse.Namespace, planned: Plan) -> dict:
+    """One adversarial set on the selection split per distinct pretrained model and data among the planned
+    trials, crafted before the trials and put in Ray's object store; each trial fetches its own."""
+    sets = {}
+    for config in planned.configs:
+        attack = attack_config(final_stage_preset(args) or default_attack_preset(config.dataset))
+        spec = AdversarialSetSpec.from_trial(config, attack, planned.split)
+        if spec not in sets:
+            sets[spec] = ray.put(adversarial_set(spec).adversarial_images())
+    return sets
 
 
 def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> str:
@@ -235,14 +283,14 @@ def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dic
     space, name, values, configs = planned.space, planned.name, planned.values, planned.configs
     expected_trials, longest = planned.expected_trials, planned.longest
     run_dir = f"{storage}/{name}"
-    if any(get_method(config.method).needs_pretrained for config in configs) or args.search == "optuna-mo":
-        pretrained_for(configs[0])  # find or pretrain the source here, where its progress is visible
+    # Find or pretrain each source model here, where its progress is visible, not in many trials at once.
+    sources = {(c.arch, c.weights, c.source_images, c.source_iters, c.cache_dir): c for c in configs
+               if get_method(c.method).needs_pretrained or args.search == "optuna-mo"}
+    for config in sources.values():
+        pretrained_for(config)
     trainable = transfer_trainable
     if args.search == "optuna-mo":
-        # Crafted once, before the trials; they get it by reference through Ray's object store.
-        preset = args.attack or default_attack_preset(configs[0].dataset)
-        crafted = adversarial_set(AdversarialSetSpec.from_trial(configs[0], attack_config(preset)))
-        trainable = tune.with_parameters(transfer_trainable, adversarial_test=crafted.adversarial_images())
+        trainable = tune.with_parameters(transfer_trainable, adversarial_sets=selection_sets(args, planned))
     resources = tune.with_resources(trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
     if args.resume:
         tuner = tune.Tuner.restore(run_dir, trainable=resources, resume_unfinished=True, resume_errored=True)
@@ -253,11 +301,11 @@ def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dic
                 name=name, storage_path=storage, verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=2),  # e.g. a CUDA OOM when fractions overpack a GPU
-                callbacks=[ProgressCallback(set(space.parameters), expected_trials)],
+                callbacks=[ProgressCallback(set(space.parameters), expected_trials, planned.split)],
             ),
             tune_config=tune.TuneConfig(
-                search_alg=searcher(args.search, args.seed),
-                scheduler=scheduler(args.scheduler, longest, min(c.eval_every for c in configs)),
+                search_alg=searcher(args.search, args.seed, planned.split),
+                scheduler=scheduler(args.scheduler, longest, min(c.eval_every for c in configs), planned.split),
                 num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent, reuse_actors=True,
             ),
         )
@@ -313,9 +361,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.no_attack:
         return
     for run_dir in run_dirs:
-        run_attack_stage(run_dir, args.select, args.top_k, args.attack)
+        run_attack_stage(run_dir, args.select, args.top_k, final_stage_preset(args),
+                         include_stopped=args.include_stopped)
         print(f"robustness table: {run_dir}/{ROBUSTNESS_TABLE}")
-    print(f"report: {build_report([Path(run_dir) for run_dir in run_dirs], recipe=args.recipe)}")
+    report = build_report([Path(run_dir) for run_dir in run_dirs], recipe=args.recipe,
+                          include_stopped=args.include_stopped)
+    print("\n".join(front_digest(json.loads((report / "summary.json").read_text()))))
+    print(f"report: {report}")
 
 
 if __name__ == "__main__":

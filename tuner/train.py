@@ -9,7 +9,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-from trainables.config import resolve_config
+from trainables.config import resolve_config, selection_metrics
 from trainables.methods import get_method
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     if result.error:
         raise SystemExit(f"trial failed: {result.error}")
     metrics = result.metrics
-    print(f"{args.method} on {args.dataset}: clean_acc {metrics['clean_acc']:.2f}% after "
+    accuracy, _ = selection_metrics(metrics["selection_split"])
+    print(f"{args.method} on {args.dataset}: {accuracy} {metrics[accuracy]:.2f}% after "
           f"{metrics['iteration']} iterations in {time.time() - started:.0f} s "
           f"(feature_loss {metrics['feature_loss']:.3f})")
     print(f"checkpoint: {result.checkpoint.path}")

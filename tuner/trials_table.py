@@ -4,27 +4,32 @@ from dataclasses import asdict
 from ray.tune import ExperimentAnalysis
 from ray.tune.experiment import Trial
 
-from trainables.config import resolve_config
+from trainables.config import resolve_config, selection_metrics
+from tuner.attack import stopped_early
 
 TRIALS_TABLE = "trials.parquet"
 
 
 def trial_rows(analysis: ExperimentAnalysis) -> list[dict]:
+    """The trials' own numbers are on their selection split (validation, or test where val_fraction = 0):
+    the columns are named after it."""
     rows = []
     for trial in analysis.trials:
         last = trial.last_result or {}
-        best_checkpoint = analysis.get_best_checkpoint(trial, metric="clean_acc", mode="max")
-        clean_history = trial.metric_analysis.get("clean_acc", {})
+        config = resolve_config(trial.config)
+        accuracy, asr = selection_metrics(config.selection_split)
+        best_checkpoint = analysis.get_best_checkpoint(trial, metric=accuracy, mode="max")
         rows.append({
             "trial_id": trial.trial_id,
             "status": trial.status,
-            **asdict(resolve_config(trial.config)),
-            "clean_acc": last.get("clean_acc"),
-            "best_clean_acc": clean_history.get("max"),
-            "asr": last.get("asr"),
+            **asdict(config),
+            "selection_split": config.selection_split,
+            accuracy: last.get(accuracy),
+            f"best_{accuracy}": trial.metric_analysis.get(accuracy, {}).get("max"),
+            asr: last.get(asr),
             "iteration": last.get("iteration"),
             "total_iters": last.get("total_iters"),
-            "stopped_early": last.get("iteration", 0) < last.get("total_iters", 0),
+            "stopped_early": stopped_early(last),
             "best_checkpoint": best_checkpoint.path if best_checkpoint else None,
             "node_id": last.get("node_id"),
             "node_ip": last.get("node_ip"),

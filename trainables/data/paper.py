@@ -17,6 +17,8 @@ class ImageListSplit:
     classes: list[str]
     train: Items
     test: Items
+    # The archive's own validation list, already part of `train` (Flowers' `valid`); empty where there is none.
+    official_val: tuple[tuple[Path, int], ...] = ()
 
 
 class _MissingLayoutPath(Exception):
@@ -195,14 +197,14 @@ def _read_flower(root: Path) -> tuple[list[str], Items, Items]:
         return items
 
     classes = [str(label) for label in range(1, max(labels) + 1)]
-    return classes, read_ids("trnid", "valid"), read_ids("tstid")
+    return classes, read_ids("trnid", "valid"), read_ids("tstid"), read_ids("valid")
 
 
 @dataclass(frozen=True)
 class _Layout:
     description: str
     marker: str  # a path relative to the data root that identifies where the layout sits
-    read: Callable[[Path], tuple[list[str], Items, Items]]
+    read: Callable[[Path], tuple]  # -> (classes, train, test) or (classes, train, test, official validation)
 
 
 _LAYOUTS = {
@@ -243,7 +245,7 @@ def load_paper_split(name: str, data_root: str | Path) -> ImageListSplit:
     if not root.is_dir():
         raise UserError(f"{name}: data root {data_root} does not exist or is not a folder")
     try:
-        classes, train, test = layout.read(_layout_root(root, layout.marker))
+        classes, train, test, *official_val = layout.read(_layout_root(root, layout.marker))
         for path, _ in train + test:
             if not path.is_file():
                 raise _BadLayout(f"missing image {path}")
@@ -251,4 +253,4 @@ def load_paper_split(name: str, data_root: str | Path) -> ImageListSplit:
         raise UserError(f"{name}: missing {error.path}; expected the layout {layout.description}") from None
     except _BadLayout as error:
         raise UserError(f"{name}: {error}") from None
-    return ImageListSplit(name, classes, train, test)
+    return ImageListSplit(name, classes, train, test, tuple(official_val[0]) if official_val else ())

@@ -1,14 +1,22 @@
-"""Every dataset by name: the embedded `digits` target, the synthetic source task and the paper datasets."""
+"""Every dataset by name: the embedded `digits` target, the synthetic source task and the paper datasets.
+
+Each task has three disjoint splits. The validation split is carved from the official training split,
+stratified by class, with a fixed seed independent of the trial seed, so every trial of a sweep (every
+seed, every `fraction`) is selected on the same images; Flowers uses its official `valid` list. Hyper-parameter
+selection reads validation numbers only; the test split is for reporting. `val_fraction = 0` keeps the whole
+training split for training, and then selection can only use the test split.
+"""
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from trainables.data.digits import DIGITS_IMAGE_SIZE, digits_split
 from trainables.data.images import ImageListDataset, paper_transforms
 from trainables.data.paper import load_paper_split
-from trainables.data.subsample import balanced_subsample
+from trainables.data.subsample import balanced_subsample, stratified_split
 from trainables.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
 from trainables.data.synthetic import generate_shapes
 from trainables.data.tensors import TensorImageDataset
@@ -21,21 +29,35 @@ DATASET_NAMES = EMBEDDED_DATASETS + PAPER_DATASETS
 SYNTHETIC_IMAGE_SIZE = 32
 SYNTHETIC_TEST_IMAGES = 2_000
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 1_000, 1_001
+# Fixed and independent of the trial seed: every trial and every resume sees the same validation images.
+VALIDATION_SPLIT_SEED = 20_201
+SPLITS = ("val", "test")
 
 
 @dataclass(frozen=True)
 class TransferData:
     """A task: datasets yield (CHW float image in [0, 1] pixels, label).
 
-    `train_plain` is the training split with the test transform (no augmentation), for BatchNorm-free
-    measurements such as the feature distance to the pretrained model."""
+    `train` is augmented; `val` and `test` use the test transform; `val` is None when there is no validation
+    split. `train_plain` is the training split with the test transform (no augmentation), for measurements
+    such as the feature distance to the pretrained model."""
 
     name: str
     num_classes: int
     train: Dataset
+    val: Dataset | None
     test: Dataset
-    image_size: int
     train_plain: Dataset
+
+    @property
+    def selection_split(self) -> str:
+        """The split trials report on and hyper-parameters are chosen by."""
+        return "val" if self.val is not None else "test"
+
+    def split(self, name: str) -> Dataset:
+        if name == "val" and self.val is None:
+            raise UserError(f"dataset {self.name!r} has no validation split (val_fraction = 0)")
+        return self.val if name == "val" else self.test
 
 
 def check_dataset_name(name: str) -> None:
@@ -43,58 +65,81 @@ def check_dataset_name(name: str) -> None:
         raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
 
 
-def build_transfer_data(
-    name: str, data_root: str | Path | None = None, fraction: float = 1.0, seed: int = 0,
-    synthetic_images: int = 10_000,
-) -> TransferData:
-    """The task's train split (augmented, `fraction` of each class kept) and test split."""
+def split_indices(labels: Sequence[int], fraction: float, seed: int, val_fraction: float,
+                  official_val: Sequence[int] = ()) -> tuple[list[int], list[int]]:
+    """(training indices kept, validation indices) into the official training split: validation first (fixed
+    seed, or the archive's own list), then `fraction` of each class of the rest (trial seed)."""
+    if not 0 <= val_fraction < 1:
+        raise UserError(f"val_fraction {val_fraction} is outside the allowed range [0, 1)")
+    if val_fraction == 0:
+        pool, val = list(range(len(labels))), []
+    elif official_val:
+        held = set(official_val)
+        pool, val = [i for i in range(len(labels)) if i not in held], sorted(held)
+    else:
+        pool, val = stratified_split(labels, val_fraction, VALIDATION_SPLIT_SEED)
+    kept = balanced_subsample([labels[i] for i in pool], fraction, seed)
+    return [pool[i] for i in kept], val
+
+
+def build_transfer_data(name: str, data_root: str | Path | None = None, fraction: float = 1.0, seed: int = 0, *,
+                        val_fraction: float, synthetic_images: int = 10_000) -> TransferData:
+    """The task's train split (augmented, `fraction` of each class kept), validation and test splits."""
     check_dataset_name(name)
     if name == "digits":
         split = digits_split()
-        augment = v2.RandomCrop(DIGITS_IMAGE_SIZE, padding=2)  # no flips: mirrored digits change meaning
-        train = TensorImageDataset(split.train_images, split.train_labels, augment)
-        test = TensorImageDataset(split.test_images, split.test_labels)
-        plain = TensorImageDataset(split.train_images, split.train_labels)
-        labels = split.train_labels.tolist()
-        return TransferData(name, 10, _fraction_of(train, labels, fraction, seed), test, DIGITS_IMAGE_SIZE,
-                            _fraction_of(plain, labels, fraction, seed))
+        # No flips: mirrored digits change meaning.
+        return _tensor_task(name, 10, split.train_images, split.train_labels, split.test_images, split.test_labels,
+                            v2.RandomCrop(DIGITS_IMAGE_SIZE, padding=2), fraction, seed, val_fraction)
     if name == "synthetic":
         images, labels = generate_shapes(synthetic_images, SYNTHETIC_TRAIN_SEED, SYNTHETIC_IMAGE_SIZE)
         test_images, test_labels = generate_shapes(SYNTHETIC_TEST_IMAGES, SYNTHETIC_TEST_SEED, SYNTHETIC_IMAGE_SIZE)
         augment = v2.Compose([v2.RandomCrop(SYNTHETIC_IMAGE_SIZE, padding=2), v2.RandomHorizontalFlip()])
-        train = TensorImageDataset(images, labels, augment)
-        plain = TensorImageDataset(images, labels)
-        return TransferData(name, SYNTHETIC_CLASSES, _fraction_of(train, labels.tolist(), fraction, seed),
-                            TensorImageDataset(test_images, test_labels), SYNTHETIC_IMAGE_SIZE,
-                            _fraction_of(plain, labels.tolist(), fraction, seed))
+        return _tensor_task(name, SYNTHETIC_CLASSES, images, labels, test_images, test_labels, augment, fraction,
+                            seed, val_fraction)
     split = load_paper_split(name, _required_root(name, data_root))
     train_transform, test_transform = paper_transforms()
-    train_labels = [label for _, label in split.train]
-    train = ImageListDataset(split.train, train_transform)
-    plain = ImageListDataset(split.train, test_transform)
-    return TransferData(name, len(split.classes), _fraction_of(train, train_labels, fraction, seed),
-                        ImageListDataset(split.test, test_transform), 224,
-                        _fraction_of(plain, train_labels, fraction, seed))
+    items = split.train
+    kept, val = split_indices([label for _, label in items], fraction, seed, val_fraction,
+                              _positions(items, split.official_val))
+
+    def images(indices: list[int], transform) -> ImageListDataset:
+        return ImageListDataset([items[i] for i in indices], transform)
+
+    return TransferData(name, len(split.classes), images(kept, train_transform),
+                        images(val, test_transform) if val else None, ImageListDataset(split.test, test_transform),
+                        images(kept, test_transform))
 
 
-def dataset_summary(name: str, data_root: str | Path | None = None, fraction: float = 1.0, seed: int = 0) -> dict:
-    """Class and image counts after checking the layout; decodes no image."""
+def _tensor_task(name: str, num_classes: int, images, labels, test_images, test_labels, augment: Callable,
+                 fraction: float, seed: int, val_fraction: float) -> TransferData:
+    kept, val = split_indices(labels.tolist(), fraction, seed, val_fraction)
+    return TransferData(name, num_classes, TensorImageDataset(images[kept], labels[kept], augment),
+                        TensorImageDataset(images[val], labels[val]) if val else None,
+                        TensorImageDataset(test_images, test_labels), TensorImageDataset(images[kept], labels[kept]))
+
+
+def _positions(items: Sequence[tuple[Path, int]], subset: Sequence[tuple[Path, int]]) -> list[int]:
+    wanted = set(subset)
+    return [i for i, item in enumerate(items) if item in wanted]
+
+
+def dataset_summary(name: str, data_root: str | Path | None = None, fraction: float = 1.0, seed: int = 0, *,
+                    val_fraction: float) -> dict:
+    """Class and image counts per split after checking the layout; decodes no image."""
     check_dataset_name(name)
     if name in EMBEDDED_DATASETS:
-        data = build_transfer_data(name, fraction=fraction, seed=seed)
-        return {"dataset": name, "classes": data.num_classes, "train": len(data.train), "test": len(data.test)}
+        data = build_transfer_data(name, fraction=fraction, seed=seed, val_fraction=val_fraction)
+        return {"dataset": name, "classes": data.num_classes, "train": len(data.train),
+                "val": len(data.val) if data.val is not None else 0, "test": len(data.test)}
     split = load_paper_split(name, _required_root(name, data_root))
-    kept = balanced_subsample([label for _, label in split.train], fraction, seed)
-    return {"dataset": name, "classes": len(split.classes), "train": len(kept), "test": len(split.test)}
+    kept, val = split_indices([label for _, label in split.train], fraction, seed, val_fraction,
+                              _positions(split.train, split.official_val))
+    return {"dataset": name, "classes": len(split.classes), "train": len(kept), "val": len(val),
+            "test": len(split.test)}
 
 
 def _required_root(name: str, data_root: str | Path | None) -> Path:
     if not data_root:
         raise UserError(f"dataset {name!r} needs --data-root: the folder its official archive was unpacked in")
     return Path(data_root)
-
-
-def _fraction_of(train: Dataset, labels: list[int], fraction: float, seed: int) -> Dataset:
-    if fraction == 1.0:
-        return train
-    return Subset(train, balanced_subsample(labels, fraction, seed))
