@@ -155,8 +155,9 @@ def test_optuna_learns_from_validation_accuracy():
 
 
 def test_asha_stops_trials_early_and_they_are_marked_not_method_results(tmp_path):
+    # --iters 27 scales the intervals by 27/600: a checkpoint every 3 iterations, so stopped trials have one too
     sweep(tmp_path, "asha", "--space", "lambda_feat", "--method", "delta", "--scheduler", "asha",
-          "--iters", "27", "--set", "eval_every=3", "--no-attack")
+          "--iters", "27", "--set", "eval_every=3", "--set", "checkpoint_every=67", "--no-attack")
     rows = trials(tmp_path, "asha")
     assert len(rows) == 7
     stopped = {row["trial_id"] for row in rows if row["stopped_early"]}
