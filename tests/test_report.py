@@ -208,6 +208,7 @@ def test_summary_markdown_lists_the_front_and_bolds_the_best_cells(report):
     summary = json.loads((report / "summary.json").read_text())
     markdown = (report / "summary.md").read_text()
     assert "chosen by validation means" in markdown and "Selection used the test split" not in markdown
+    assert "val_fraction = 0.1)" in markdown and "| val_fraction | 0.1 |" in markdown
     assert "val → test gap over" in markdown
     for front in summary["pareto"].values():
         for entry in front:

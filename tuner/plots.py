@@ -131,8 +131,8 @@ def pareto_plot(panels: list[ParetoPanel], path: Path) -> None:
         _draw_pareto_panel(ax, panel)
     methods = [p.method for panel in panels for p in panel.points]
     _method_legend(figure, methods, [], "outside right upper")  # a panel per group: no group markers
-    figure.suptitle("Each point a configuration at its test means (bars: ± std over seeds); black: the Pareto "
-                    "front chosen on validation; hollow: stopped early", fontsize=9)
+    figure.suptitle("Each point: a configuration at its test means (bars: ± std over seeds)\n"
+                    "black: the Pareto front chosen on validation; hollow: stopped early", fontsize=10)
     figure.canvas.draw()  # final axes positions, so labels can be placed in pixels
     for ax, panel in zip(axes, panels, strict=True):
         _place_labels(ax, panel)

@@ -40,6 +40,7 @@ AGGREGATED = tuple(f"{split}_{metric}" for split in SPLITS for metric in SPLIT_M
 # Columns of robustness.parquet that are not part of the trial's config; the rest is the config, so a new config
 # key shows up in the report without a change here.
 RESULT_PREFIXES = ("val_", "test_", "attack_")
+PREFIXED_CONFIG_KEYS = frozenset({"val_fraction"})  # config keys that merely look like results
 RESULT_COLUMNS = frozenset({"run", "trial_id", "selection_split", "stopped_early", "weights_digest",
                             "checkpoint_path", "evaluated_at", *DISTANCES})
 # Config values that say where or how fast a trial ran, not what it learnt: never a "key hyper-parameter".
@@ -135,7 +136,8 @@ def load_inputs(run_dirs: Sequence[Path]) -> RunInputs:
 
 def config_columns(rows: list[dict]) -> list[str]:
     columns = dict.fromkeys(key for row in rows for key in row)
-    return [c for c in columns if c not in RESULT_COLUMNS and not c.startswith(RESULT_PREFIXES)]
+    return [c for c in columns if c in PREFIXED_CONFIG_KEYS
+            or (c not in RESULT_COLUMNS and not c.startswith(RESULT_PREFIXES))]
 
 
 def attack_label(row: dict) -> str:

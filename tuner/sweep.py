@@ -278,16 +278,37 @@ def selection_sets(args: argparse.Namespace, planned: Plan) -> dict:
     return sets
 
 
-def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> str:
-    """One sweep (resumed when args.resume); returns its run directory once every trial ended."""
-    space, name, values, configs = planned.space, planned.name, planned.values, planned.configs
-    expected_trials, longest = planned.expected_trials, planned.longest
-    run_dir = f"{storage}/{name}"
-    # Find or pretrain each source model here, where its progress is visible, not in many trials at once.
+def warm_up_sources(args: argparse.Namespace, configs: list) -> None:
+    """Find or pretrain each source model here, where its progress is visible, not in many trials at once."""
     sources = {(c.arch, c.weights, c.source_images, c.source_iters, c.cache_dir): c for c in configs
                if get_method(c.method).needs_pretrained or args.search == "optuna-mo"}
     for config in sources.values():
         pretrained_for(config)
+
+
+def new_tuner(args: argparse.Namespace, planned: Plan, storage: str, trainable) -> tune.Tuner:
+    return tune.Tuner(
+        trainable, param_space=planned.values,
+        run_config=tune.RunConfig(
+            name=planned.name, storage_path=storage, verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            failure_config=tune.FailureConfig(max_failures=2),  # e.g. a CUDA OOM when fractions overpack a GPU
+            callbacks=[ProgressCallback(set(planned.space.parameters), planned.expected_trials, planned.split)],
+        ),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher(args.search, args.seed, planned.split),
+            scheduler=scheduler(args.scheduler, planned.longest, min(c.eval_every for c in planned.configs),
+                                planned.split),
+            num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent, reuse_actors=True,
+        ),
+    )
+
+
+def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> str:
+    """One sweep (resumed when args.resume); returns its run directory once every trial ended."""
+    space, name, expected_trials = planned.space, planned.name, planned.expected_trials
+    run_dir = f"{storage}/{name}"
+    warm_up_sources(args, planned.configs)
     trainable = transfer_trainable
     if args.search == "optuna-mo":
         trainable = tune.with_parameters(transfer_trainable, adversarial_sets=selection_sets(args, planned))
@@ -295,20 +316,7 @@ def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dic
     if args.resume:
         tuner = tune.Tuner.restore(run_dir, trainable=resources, resume_unfinished=True, resume_errored=True)
     else:
-        tuner = tune.Tuner(
-            resources, param_space=values,
-            run_config=tune.RunConfig(
-                name=name, storage_path=storage, verbose=0,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                failure_config=tune.FailureConfig(max_failures=2),  # e.g. a CUDA OOM when fractions overpack a GPU
-                callbacks=[ProgressCallback(set(space.parameters), expected_trials, planned.split)],
-            ),
-            tune_config=tune.TuneConfig(
-                search_alg=searcher(args.search, args.seed, planned.split),
-                scheduler=scheduler(args.scheduler, longest, min(c.eval_every for c in configs), planned.split),
-                num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent, reuse_actors=True,
-            ),
-        )
+        tuner = new_tuner(args, planned, storage, resources)
         write_json(sweep_record(args, space.name, run_dir) | extra, f"{run_dir}/{SWEEP_RECORD}")
     started = time.time()
     print(f"sweep {name}: space {space.name} ({space.description}); {args.search} search, {args.scheduler} "
