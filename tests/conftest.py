@@ -28,6 +28,6 @@ TINY_SOURCE = {"arch": "resnet18_w8", "source_images": 400, "source_iters": 20}
 def tiny_config(method: str, **overrides) -> dict:
     """A trial of `method` on digits small enough for a unit test (seconds, not minutes)."""
     return {
-        "method": method, **TINY_SOURCE, "fraction": 0.1, "batch_size": 16,
+        "method": method, "dataset": "digits", **TINY_SOURCE, "fraction": 0.1, "batch_size": 16,
         "iters": 6, "swa_iters": 4, "swa_every": 2, "eval_every": 3, **overrides,
     }

@@ -1,6 +1,9 @@
-"""The paper's phenomenon on the embedded default, at each method's default settings, over 3 seeds.
+"""The paper's trade-off on the embedded default (`novel_shapes`), every method at its default settings, 3 seeds.
 
-Slow (several minutes on 2 cores) but part of every CI run: it is the product's central claim.
+Slow (several minutes on 2 cores) but part of every CI run: it is the product's central claim. The figures are
+issue-level targets: re-training loses accuracy on the small target set, Renofeation keeps fine-tuning's
+accuracy, fine-tuning is vulnerable to the attack crafted on the source model and Renofeation is not, and the
+linear probe is the most vulnerable of all. Numbers are on the test split; nothing is selected here.
 """
 import statistics
 
@@ -9,19 +12,16 @@ import ray
 import torch
 from ray import tune
 
-from trainables.config import resolve_config
 from trainables.trainable import transfer_trainable
-from trainables.trial import pretrained_for
 from tuner.attack import run_attack_stage
 
-METHODS = ("linear", "finetune", "renofeation")
+METHODS = ("linear", "finetune", "retrain", "renofeation")
 SEEDS = (0, 1, 2)
 
 
 @pytest.mark.slow
-def test_finetuning_is_vulnerable_and_renofeation_keeps_accuracy_with_robustness(tmp_path):
+def test_the_embedded_default_shows_the_papers_trade_off(tmp_path):
     torch.set_num_threads(2)
-    pretrained_for(resolve_config({"method": "finetune"}))  # pretrain the default source once, up front
     ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     try:
         results = tune.Tuner(
@@ -34,20 +34,26 @@ def test_finetuning_is_vulnerable_and_renofeation_keeps_accuracy_with_robustness
     assert results.num_errors == 0
     rows = run_attack_stage(tmp_path / "methods", "all")
     assert len(rows) == len(METHODS) * len(SEEDS)
+    assert {row["dataset"] for row in rows} == {"novel_shapes"} and {row["attack_budget"] for row in rows} == {0.03}
 
-    summary = {}
+    values = {}
     for method in METHODS:
         mine = [row for row in rows if row["method"] == method]
         assert sorted(row["seed"] for row in mine) == list(SEEDS)
-        summary[method] = {key: [row[f"test_{key}"] for row in mine] for key in ("clean_acc", "asr", "noise_asr")}
-    print("\ntest split   clean % mean (min-max)     ASR % mean (min-max)     noise ASR %")
-    for method, values in summary.items():
-        clean, asr = values["clean_acc"], values["asr"]
-        print(f"{method:<12}  {statistics.mean(clean):6.2f} ({min(clean):.2f}-{max(clean):.2f})"
-              f"      {statistics.mean(asr):6.2f} ({min(asr):.2f}-{max(asr):.2f})"
-              f"      {statistics.mean(values['noise_asr']):.2f}")
+        values[method] = {key: [row[key] for row in mine]
+                          for key in ("val_clean_acc", "test_clean_acc", "test_asr", "test_noise_asr")}
+    print("\nmethod        val clean %   test clean % mean (min-max)   test ASR % mean (min-max)   noise ASR %")
+    for method, by_key in values.items():
+        clean, asr = by_key["test_clean_acc"], by_key["test_asr"]
+        print(f"{method:<12}  {statistics.mean(by_key['val_clean_acc']):6.2f}       "
+              f"{statistics.mean(clean):6.2f} ({min(clean):.2f}-{max(clean):.2f})       "
+              f"{statistics.mean(asr):6.2f} ({min(asr):.2f}-{max(asr):.2f})       "
+              f"{statistics.mean(by_key['test_noise_asr']):.2f}")
 
-    mean = {method: {k: statistics.mean(v) for k, v in values.items()} for method, values in summary.items()}
-    assert mean["linear"]["asr"] > max(mean["finetune"]["asr"], mean["renofeation"]["asr"])
-    assert mean["finetune"]["asr"] >= 2 * mean["renofeation"]["asr"]
-    assert abs(mean["renofeation"]["clean_acc"] - mean["finetune"]["clean_acc"]) <= 10
+    mean = {method: {key: statistics.mean(v) for key, v in by_key.items()} for method, by_key in values.items()}
+    clean = {method: mean[method]["test_clean_acc"] for method in METHODS}
+    asr = {method: mean[method]["test_asr"] for method in METHODS}
+    assert clean["retrain"] <= clean["finetune"] - 8  # transfer matters on this target
+    assert abs(clean["renofeation"] - clean["finetune"]) <= 3  # Renofeation keeps fine-tuning's accuracy
+    assert asr["finetune"] >= 30 and asr["finetune"] >= 3 * asr["renofeation"]  # ... with robustness
+    assert asr["linear"] == max(asr.values())  # the frozen pretrained features are the most exposed

@@ -1,8 +1,17 @@
-"""The embedded source model is pretrained once per recipe, cached, and rebuilt if its file is broken."""
+"""The embedded source model: shipped with its digest, reproducible from its recipe on any thread count,
+pretrained once per other recipe, cached, and rebuilt if its file is broken."""
+import json
+
+import pytest
 import torch
 
 import trainables.source as source
+from trainables.config import resolve_config
+from trainables.errors import UserError
 from trainables.models.backbones import build_body
+from trainables.models.weights import state_digest
+
+DEFAULT_SOURCE_DIGEST = "b5affef0a735308f"
 
 
 def count_pretraining(monkeypatch) -> list[dict]:
@@ -42,3 +51,43 @@ def test_a_truncated_cache_file_is_rebuilt(tmp_path, monkeypatch):
     assert len(calls) == 2
     assert rebuilt.digest == built.digest  # same recipe, same seed: the same model again
     assert torch.load(path, weights_only=True).keys() == built.state.keys()
+
+
+def test_pretraining_gives_the_same_weights_whatever_the_callers_threads():
+    recipe = source.source_recipe("resnet18_w8", 200, 4)
+    torch.set_num_threads(2)
+    with_two = state_digest(source._pretrain(recipe))
+    assert torch.get_num_threads() == 2  # restored after the single-threaded pretraining
+    torch.set_num_threads(1)
+    assert state_digest(source._pretrain(recipe)) == with_two
+
+
+def default_recipe() -> dict:
+    config = resolve_config({"method": "finetune"})
+    return source.source_recipe(config.arch, config.source_images, config.source_iters)
+
+
+def test_the_default_source_ships_with_its_digest_and_is_never_pretrained(monkeypatch, tmp_path):
+    calls = count_pretraining(monkeypatch)
+    name = source.source_cache_file(default_recipe()).name
+    assert json.loads(source.SHIPPED_DIGESTS.read_text()) == {name: DEFAULT_SOURCE_DIGEST}
+    pretrained = source.synthetic_source(**{k: default_recipe()[k] for k in ("arch", "images", "iters")},
+                                         cache_dir=str(tmp_path))
+    assert pretrained.digest == DEFAULT_SOURCE_DIGEST and not calls and not list(tmp_path.iterdir())
+
+
+def test_a_damaged_shipped_source_is_refused_in_one_line(monkeypatch, tmp_path):
+    name = source.source_cache_file(default_recipe()).name
+    state = torch.load(source.SHIPPED_SOURCES / name, weights_only=True)
+    state["fc.bias"] = state["fc.bias"] + 1.0
+    torch.save(state, tmp_path / name)
+    (tmp_path / "digests.json").write_text(source.SHIPPED_DIGESTS.read_text())
+    monkeypatch.setattr(source, "SHIPPED_SOURCES", tmp_path)
+    monkeypatch.setattr(source, "SHIPPED_DIGESTS", tmp_path / "digests.json")
+    with pytest.raises(UserError, match=f"not the recorded {DEFAULT_SOURCE_DIGEST}"):
+        source.shipped_source(name)
+
+
+@pytest.mark.slow
+def test_rebuilding_the_default_source_from_its_recipe_reproduces_the_shipped_digest():
+    assert state_digest(source._pretrain(default_recipe())) == DEFAULT_SOURCE_DIGEST

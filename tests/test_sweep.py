@@ -22,7 +22,7 @@ from tuner.report import build_report
 from tuner.spaces import param_space
 from tuner.sweep import scheduler, searcher, trial_configs
 
-TINY = ["--set", "arch=resnet18_w8", "--set", "source_images=400", "--set", "source_iters=20",
+TINY = ["--dataset", "digits", "--set", "arch=resnet18_w8", "--set", "source_images=400", "--set", "source_iters=20",
         "--set", "fraction=0.1", "--set", "batch_size=16"]
 
 

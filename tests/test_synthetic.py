@@ -1,3 +1,6 @@
+import hashlib
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from trainables.data import synthetic
-from trainables.data.synthetic import NUM_CLASSES, SHAPES, TEXTURES, generate_shapes
+from trainables.data.synthetic import NOVEL_SHAPES, NOVEL_TEXTURES, NUM_CLASSES, SHAPES, TEXTURES, generate_shapes
 
 CHANCE = 1.0 / NUM_CLASSES
 
@@ -114,3 +117,18 @@ def test_a_linear_model_learns_both_shape_and_texture():
     assert (predicted == truth).mean() > 6 * CHANCE
     assert (predicted // texture_count == truth // texture_count).mean() > 2 / len(SHAPES)
     assert (predicted % texture_count == truth % texture_count).mean() > 2.5 / len(TEXTURES)
+
+
+def test_the_source_images_are_pinned():
+    """The shipped source model was pretrained on exactly these images: a generator change must bump the
+    source recipe's version (and ship new weights)."""
+    images, labels = generate_shapes(400, seed=1000)
+    assert hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes()).hexdigest()[:16] == "eb4e24f7212a61cd"
+
+
+def test_target_classes_are_novel_shapes_the_source_never_saw():
+    assert not set(NOVEL_SHAPES) & set(SHAPES) and not set(NOVEL_TEXTURES) & set(TEXTURES)
+    classes = (("star", "dots"), ("bar", "dstripes"), ("disc", "solid"))
+    images, labels = generate_shapes(30, seed=3, classes=classes)
+    assert sorted(Counter(labels.tolist()).values()) == [10, 10, 10]
+    assert images.shape == (30, 3, 32, 32) and 0.0 <= images.min() and images.max() <= 1.0

@@ -88,3 +88,10 @@ def test_paper_validation_is_carved_from_train_and_flowers_uses_its_official_lis
 def test_a_bad_val_fraction_is_a_user_error(value):
     with pytest.raises(UserError, match=f"val_fraction={value}"):
         resolve_config({"method": "finetune", "val_fraction": value})
+
+
+def test_the_embedded_default_has_few_images_per_class_and_disjoint_splits():
+    data = build_transfer_data("novel_shapes", val_fraction=0.1)
+    assert (len(data.train), len(data.val), len(data.test), data.num_classes) == (1800, 200, 1000, 20)
+    assert Counter(data.val.labels.tolist()) == dict.fromkeys(range(20), 10)
+    assert not rows(data.val.images) & rows(data.train.images) and not rows(data.test.images) & rows(data.train.images)

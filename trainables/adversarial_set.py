@@ -26,6 +26,7 @@ from trainables.config import TrialConfig
 from trainables.data.registry import SPLITS, build_transfer_data
 from trainables.models.backbones import TransferNet
 from trainables.models.network import build_network
+from trainables.threads import use_threads
 from trainables.trial import pretrained_for
 
 MANIFEST = "manifest.json"
@@ -208,6 +209,9 @@ def _craft(spec: AdversarialSetSpec, context: _Context, directory: Path, use_ray
 
 
 def _craft_shard_task(spec: AdversarialSetSpec, index: int, directory: str) -> dict:
+    import ray
+
+    use_threads(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return craft_shard(_Context(spec, torch.device(device)), index, Path(directory))
 

@@ -41,8 +41,11 @@ ATTACK_PRESETS = {
     "paper": AttackConfig("paper", budget=0.4, step=0.01),
     # The authors' code: B = 0.1, step 0.01 after normalisation; loss (f_k - m)^2 + 0.1 * mean_{j!=k} f_j^2.
     "code": AttackConfig("code", budget=0.1, step=0.01, loss="code", units="normalized"),
-    # The embedded default (32x32 digits): B = 0.4 destroys such images, B = 0.03 barely separates methods.
-    "embedded": AttackConfig("embedded", budget=0.1, step=0.01),
+    # The embedded default (novel_shapes, 32x32): at B = 0.1 uniform noise alone fools ~10% and the attack
+    # fools even re-trained models; B = 0.03 keeps the noise control near 1-2% (docs/embedded-defaults.md).
+    "embedded": AttackConfig("embedded", budget=0.03, step=0.01),
+    # digits (32x32 upsampled 8x8 scans): B = 0.4 destroys such images, B = 0.03 barely separates methods.
+    "digits": AttackConfig("digits", budget=0.1, step=0.01),
 }
 
 

@@ -14,6 +14,7 @@ from ray import tune
 
 from trainables.checkpoint import load_checkpoint, save_checkpoint
 from trainables.config import TrialConfig, resolve_config
+from trainables.threads import use_threads
 from trainables.trial import prepare_run
 
 
@@ -42,7 +43,7 @@ def transfer_trainable(config: dict, adversarial_sets: dict | None = None) -> No
     on the selection split for every distinct pretrained model and dataset of the sweep; when given, the trial
     takes the one made for its own config and every report also carries `<split>_asr`."""
     started_at = time.time()
-    torch.set_num_threads(trial_cpus())
+    use_threads(trial_cpus())
     device = trial_device()
     resolved = resolve_config(config)
     run = prepare_run(resolved, device)

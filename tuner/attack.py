@@ -1,6 +1,6 @@
 """The final stage: attack the selected checkpoints of a (finished or running) sweep.
 
-    python -m tuner.attack --run RUN_DIR [--top-k K] [--select clean|pareto|all] [--attack paper|code|embedded]
+    python -m tuner.attack --run RUN_DIR [--top-k K] [--select clean|pareto|all] [--attack paper|code|embedded|digits]
 
 Checkpoints are selected by the trials' validation numbers (test only where val_fraction = 0, which the rows
 record) and scored on both splits. One adversarial set per (pretrained weights, data split, attack), crafted
@@ -24,6 +24,7 @@ from trainables.attack import attack_config
 from trainables.config import TrialConfig, resolve_config, selection_metrics
 from trainables.data.registry import EMBEDDED_DATASETS
 from trainables.errors import UserError
+from trainables.threads import use_threads
 from trainables.robustness import distance_metrics, load_evaluation_model, split_metrics
 from tuner.cli import run_cli
 from tuner.pareto import pareto_front
@@ -44,6 +45,8 @@ class Candidate:
 
 
 def default_attack_preset(dataset: str) -> str:
+    if dataset == "digits":
+        return "digits"
     return "embedded" if dataset in EMBEDDED_DATASETS else "paper"
 
 
@@ -141,12 +144,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run", required=True, help="the sweep's run directory (storage path / name)")
     parser.add_argument("--select", default="clean", help=f"which trials: {', '.join(SELECTIONS)}")
     parser.add_argument("--top-k", type=int, help="at most this many checkpoints")
-    parser.add_argument("--attack", help="preset: paper, code or embedded (default: embedded for the embedded "
-                                         "datasets, paper otherwise)")
+    parser.add_argument("--attack", help="preset: paper, code, embedded or digits (default: digits on digits, "
+                                         "embedded on the other embedded datasets, paper otherwise)")
     parser.add_argument("--budget", type=float, help="L-inf budget B, in the preset's units")
     parser.add_argument("--step", type=float, help="PGD step size, in the preset's units")
     parser.add_argument("--attack-iters", type=int, help="PGD iterations")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--cpus", type=int, help="torch threads (default: every CPU this process may use)")
     parser.add_argument("--include-stopped", action="store_true",
                         help="let --select clean/pareto pick trials a scheduler stopped early")
     return parser.parse_args(argv)
@@ -154,6 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    use_threads(args.cpus)
     if args.top_k is not None and args.top_k <= 0:
         raise UserError(f"--top-k {args.top_k} must be > 0")
     rows = run_attack_stage(args.run, args.select, args.top_k, args.attack, args.device, args.include_stopped,

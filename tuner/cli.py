@@ -27,7 +27,7 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
 
 def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that describe the task and the budget of every trial, shared by tuner.train and tuner.sweep."""
-    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--dataset", default="novel_shapes")
     parser.add_argument("--data-root", help="where the dataset's official archive was unpacked")
     parser.add_argument("--arch")
     parser.add_argument("--weights", help="torchvision-format state dict of the pretrained model")

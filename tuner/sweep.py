@@ -31,6 +31,7 @@ from trainables.attack import attack_config
 from trainables.config import resolve_config, selection_metrics
 from trainables.data.registry import EMBEDDED_DATASETS, dataset_summary
 from trainables.errors import UserError
+from trainables.threads import use_threads
 from trainables.methods import get_method
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
@@ -80,7 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep --name")
     parser.add_argument("--seed", type=int, default=0, help="trial seed (unless the space sweeps it) and "
                                                             "searcher seed")
-    parser.add_argument("--attack", help="final-stage preset: paper, code or embedded (default by dataset)")
+    parser.add_argument("--attack", help="final-stage preset: paper, code, embedded or digits (default by dataset; "
+                                         "recipes: code)")
     parser.add_argument("--no-attack", action="store_true", help="skip the final attack stage and report")
     parser.add_argument("--top-k", type=int, help="attack only the K best trials by validation accuracy")
     parser.add_argument("--select", default="clean", help="which trials the final stage attacks, by their "
@@ -339,6 +341,8 @@ def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dic
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     check_args(args)
+    # The driver warms up sources, crafts and scores between the trials' phases: the local CPUs Ray gets.
+    use_threads(None if args.address else args.num_cpus)
     storage = storage_location(args.storage)
     if args.resume:
         args = resumed_args(args, f"{storage}/{args.name}")

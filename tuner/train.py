@@ -11,6 +11,7 @@ from ray import tune
 
 from trainables.config import resolve_config, selection_metrics
 from trainables.methods import get_method
+from trainables.threads import use_threads
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
 from tuner.cli import add_trial_arguments, parse_assignments, run_cli
@@ -45,6 +46,7 @@ def trial_config(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    use_threads(args.cpus)  # this command's allotment, for the driver's own work too (finding the source)
     config = trial_config(args)
     name = args.name or f"{args.method}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False)

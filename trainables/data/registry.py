@@ -17,18 +17,25 @@ from trainables.data.digits import DIGITS_IMAGE_SIZE, digits_split
 from trainables.data.images import ImageListDataset, paper_transforms
 from trainables.data.paper import load_paper_split
 from trainables.data.subsample import balanced_subsample, stratified_split
+from trainables.data.synthetic import NOVEL_SHAPES
 from trainables.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
 from trainables.data.synthetic import generate_shapes
 from trainables.data.tensors import TensorImageDataset
 from trainables.errors import UserError
 
-# `synthetic` is the embedded source task the project pretrains its stand-in "public model" on.
-EMBEDDED_DATASETS = ("digits", "synthetic")
+# `synthetic` is the embedded source task the project pretrains its stand-in "public model" on; `novel_shapes`
+# (the embedded default target) and `digits` are transferred to.
+EMBEDDED_DATASETS = ("novel_shapes", "digits", "synthetic")
 PAPER_DATASETS = ("dog", "bird", "action", "indoor", "flower")
 DATASET_NAMES = EMBEDDED_DATASETS + PAPER_DATASETS
 SYNTHETIC_IMAGE_SIZE = 32
 SYNTHETIC_TEST_IMAGES = 2_000
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 1_000, 1_001
+# The target: shapes the source never saw, in two of its textures and two new ones, few images per class.
+NOVEL_TEXTURE_SET = ("solid", "hstripes", "dstripes", "dots")
+NOVEL_CLASSES = tuple((shape, texture) for shape in NOVEL_SHAPES for texture in NOVEL_TEXTURE_SET)
+NOVEL_TRAIN_PER_CLASS, NOVEL_TEST_PER_CLASS = 100, 50  # a 3-seed study's choice: docs/embedded-defaults.md
+NOVEL_TRAIN_SEED, NOVEL_TEST_SEED = 2_000, 2_001
 # Fixed and independent of the trial seed: every trial and every resume sees the same validation images.
 VALIDATION_SPLIT_SEED = 20_201
 SPLITS = ("val", "test")
@@ -91,6 +98,8 @@ def build_transfer_data(name: str, data_root: str | Path | None = None, fraction
         # No flips: mirrored digits change meaning.
         return _tensor_task(name, 10, split.train_images, split.train_labels, split.test_images, split.test_labels,
                             v2.RandomCrop(DIGITS_IMAGE_SIZE, padding=2), fraction, seed, val_fraction)
+    if name == "novel_shapes":
+        return novel_shapes_task(fraction, seed, val_fraction)
     if name == "synthetic":
         images, labels = generate_shapes(synthetic_images, SYNTHETIC_TRAIN_SEED, SYNTHETIC_IMAGE_SIZE)
         test_images, test_labels = generate_shapes(SYNTHETIC_TEST_IMAGES, SYNTHETIC_TEST_SEED, SYNTHETIC_IMAGE_SIZE)
@@ -109,6 +118,16 @@ def build_transfer_data(name: str, data_root: str | Path | None = None, fraction
     return TransferData(name, len(split.classes), images(kept, train_transform),
                         images(val, test_transform) if val else None, ImageListDataset(split.test, test_transform),
                         images(kept, test_transform))
+
+
+def novel_shapes_task(fraction: float, seed: int, val_fraction: float, train_per_class: int = NOVEL_TRAIN_PER_CLASS,
+                      classes: tuple[tuple[str, str], ...] = NOVEL_CLASSES) -> TransferData:
+    images, labels = generate_shapes(train_per_class * len(classes), NOVEL_TRAIN_SEED, SYNTHETIC_IMAGE_SIZE, classes)
+    test_images, test_labels = generate_shapes(NOVEL_TEST_PER_CLASS * len(classes), NOVEL_TEST_SEED,
+                                               SYNTHETIC_IMAGE_SIZE, classes)
+    augment = v2.Compose([v2.RandomCrop(SYNTHETIC_IMAGE_SIZE, padding=2), v2.RandomHorizontalFlip()])
+    return _tensor_task("novel_shapes", len(classes), images, labels, test_images, test_labels, augment, fraction,
+                        seed, val_fraction)
 
 
 def _tensor_task(name: str, num_classes: int, images, labels, test_images, test_labels, augment: Callable,

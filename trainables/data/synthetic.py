@@ -1,15 +1,21 @@
-"""Procedurally generated source task: textured shapes on noisy backgrounds.
+"""Procedurally generated textured shapes on noisy backgrounds: the source task and a related target.
 
-The offline stand-in for an ImageNet model is pretrained on these images. A class is a
+The offline stand-in for an ImageNet model is pretrained on the source classes. A class is a
 (shape, texture) pair, so a network has to learn both outline and surface pattern; colours,
-position, scale, rotation and background are random nuisances shared by every class.
+position, scale, rotation and background are random nuisances shared by every class. The novel
+shapes and textures make target classes the source never saw, drawn from the same distribution.
 """
 import numpy as np
 import torch
 
 SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "cross", "ring")
 TEXTURES: tuple[str, ...] = ("solid", "hstripes", "vstripes", "checker")
-NUM_CLASSES = len(SHAPES) * len(TEXTURES)
+NOVEL_SHAPES: tuple[str, ...] = ("star", "hexagon", "half_disc", "crescent", "bar")
+NOVEL_TEXTURES: tuple[str, ...] = ("dstripes", "dots")
+ALL_SHAPES, ALL_TEXTURES = SHAPES + NOVEL_SHAPES, TEXTURES + NOVEL_TEXTURES
+# The source task's classes, in label order: label = shape index * 4 + texture index.
+SOURCE_CLASSES: tuple[tuple[str, str], ...] = tuple((shape, texture) for shape in SHAPES for texture in TEXTURES)
+NUM_CLASSES = len(SOURCE_CLASSES)
 
 MIN_SCALE, MAX_SCALE = 0.35, 0.80  # shape diameter as a fraction of the image side
 MIN_BAND_WIDTH, MAX_BAND_WIDTH = 2, 5  # pixels per stripe / checker square
@@ -25,11 +31,14 @@ _TRIANGLE_CIRCUMRADIUS = 1.15  # a triangle inscribed in the unit disc would loo
 _SQRT3 = np.sqrt(3.0)
 
 
-def generate_shapes(num_images: int, seed: int, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """images float32 (N, 3, size, size) in [0, 1]; labels int64 (N,)"""
+def generate_shapes(num_images: int, seed: int, size: int = 32,
+                    classes: tuple[tuple[str, str], ...] = SOURCE_CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
+    """images float32 (N, 3, size, size) in [0, 1]; labels int64 (N,), label i = classes[i]."""
     rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(num_images) % NUM_CLASSES)
+    labels = rng.permutation(np.arange(num_images) % len(classes))
     params = _draw_image_params(rng, labels, size)
+    params["shape"] = np.array([ALL_SHAPES.index(classes[label][0]) for label in labels], dtype=np.int64)
+    params["texture"] = np.array([ALL_TEXTURES.index(classes[label][1]) for label in labels], dtype=np.int64)
     images = np.empty((num_images, 3, size, size), dtype=np.float32)
     for start in range(0, num_images, CHUNK_SIZE):
         chunk = slice(start, start + CHUNK_SIZE)
@@ -50,8 +59,6 @@ def _draw_image_params(rng: np.random.Generator, labels: np.ndarray, size: int) 
     # At least two full pattern periods across the shape, or small shapes look solid.
     widest_band = np.clip(scale * size // 4, MIN_BAND_WIDTH, MAX_BAND_WIDTH).astype(np.int64)
     return {
-        "shape": labels // len(TEXTURES),
-        "texture": labels % len(TEXTURES),
         "radius": scale / 2.0,
         "centre_x": centre_x,
         "centre_y": centre_y,
@@ -113,8 +120,12 @@ def _shape_masks(params: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarr
     # Shape-local coordinates in which every shape spans about the unit disc.
     u = (cos * dx + sin * dy) / radius
     v = (cos * dy - sin * dx) / radius
-    masks = np.stack([_disc(u, v), _square(u, v), _triangle(u, v), _cross(u, v), _ring(u, v)])
-    return np.take_along_axis(masks, params["shape"][None, :, None, None], axis=0)[0]
+    masks = np.zeros(u.shape, dtype=bool)
+    for index, draw in enumerate(_SHAPE_MASKS):
+        chosen = params["shape"] == index
+        if chosen.any():
+            masks[chosen] = draw(u[chosen], v[chosen])
+    return masks
 
 
 def _disc(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -140,6 +151,32 @@ def _ring(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (squared_radius <= 1.0) & (squared_radius >= _RING_INNER_RADIUS**2)
 
 
+def _star(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Five-pointed: the radius swings between 0.45 and 1 with the angle."""
+    return np.hypot(u, v) <= 0.725 + 0.275 * np.cos(5 * np.arctan2(v, u))
+
+
+def _hexagon(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    abs_u, abs_v = np.abs(u), np.abs(v)
+    return np.maximum(abs_v, (_SQRT3 * abs_u + abs_v) / 2) <= 0.87
+
+
+def _half_disc(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return (u**2 + v**2 <= 1.0) & (v >= -0.1)
+
+
+def _crescent(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return (u**2 + v**2 <= 1.0) & ((u - 0.45) ** 2 + v**2 > 0.75**2)
+
+
+def _bar(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return (np.abs(u) <= 1.0) & (np.abs(v) <= 0.4)
+
+
+_SHAPE_MASKS = (_disc, _square, _triangle, _cross, _ring, _star, _hexagon, _half_disc, _crescent, _bar)
+assert len(_SHAPE_MASKS) == len(ALL_SHAPES)
+
+
 def _texture_patterns(params: dict[str, np.ndarray], rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Boolean (n, size, size): True where fill colour B replaces fill colour A.
 
@@ -149,5 +186,7 @@ def _texture_patterns(params: dict[str, np.ndarray], rows: np.ndarray, cols: np.
     width = params["band_width"][:, None, None]
     row_band = (rows + params["phase_y"][:, None, None]) // width % 2 == 1
     col_band = (cols + params["phase_x"][:, None, None]) // width % 2 == 1
-    patterns = np.stack([np.zeros_like(row_band), row_band, col_band, row_band ^ col_band])
+    diagonal = (rows + cols + params["phase_x"][:, None, None]) // width % 2 == 1
+    patterns = np.stack([np.zeros_like(row_band), row_band, col_band, row_band ^ col_band, diagonal,
+                         row_band & col_band])
     return np.take_along_axis(patterns, params["texture"][None, :, None, None], axis=0)[0]
