@@ -11,7 +11,7 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(PYTHON) -m tuner.sweep --space lambda_feat --iters 300
+	$(PYTHON) -m tuner.sweep --space lambda_feat_quick
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest

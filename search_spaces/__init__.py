@@ -52,6 +52,12 @@ SPACES: dict[str, SearchSpace] = {
              "lambda_feat": {"grid": LAMBDA_FEAT_GRID, "loguniform": [0.01, 10.0]}},
         ),
         SearchSpace(
+            "lambda_feat_quick", "DELTA and Renofeation x lambda_feat 0.1, 1, 10 at their full schedules (6 trials; "
+            "the demo)", "paper Fig. 4, three of its values", ("delta", "renofeation"),
+            {"method": {"grid": ["delta", "renofeation"]},
+             "lambda_feat": {"grid": [0.1, 1.0, 10.0], "loguniform": [0.01, 10.0]}},
+        ),
+        SearchSpace(
             "l2sp_lambda", "L2-SP weight", "paper Table 2 (L2SP tuned per dataset, after Li et al. 2018)",
             ("l2sp",), {"lambda_l2sp": {"grid": [1e-4, 1e-3, 1e-2, 1e-1, 1.0], "loguniform": [1e-4, 1.0]}},
         ),
