@@ -1,7 +1,7 @@
 """Two `tuner.train` processes at once vs one alone: does the CPU get shared fairly (target: <= 2.2x slower on
 2 cores), or do the processes' threads oversubscribe it (measured before thread allotments: ~20x)?
 
-    .venv/bin/python benchmarks/oversubscription.py [--method finetune] [--iters 300] [--cpus 2]
+    .venv/bin/python benchmarks/oversubscription.py [--method finetune] [--iters 300] [--cpus 1]
 
 Each process is a real `python -m tuner.train` (its own local Ray, one trial with `--cpus` CPUs, so torch runs
 `--cpus` threads in it) into a throw-away storage folder. The figure is the trial's own training time as Ray
@@ -37,8 +37,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="finetune")
     parser.add_argument("--iters", type=int, default=300)
-    parser.add_argument("--cpus", type=int, default=len(os.sched_getaffinity(0)),
-                        help="CPUs (torch threads) each process is given: all of them is the worst case")
+    parser.add_argument("--cpus", type=int, default=1,
+                        help="CPUs (torch threads) each process is given: 1 is tuner.train's default; every CPU "
+                             "of the machine for each process is the oversubscribed worst case")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         storage = Path(scratch)
