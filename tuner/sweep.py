@@ -5,7 +5,8 @@
 
 Ray Tune runs the trials (OptunaSearch with TPE, multi-objective for optuna-mo; grid/random through Tune's
 basic variant generator; ASHA on validation accuracy), then the final stage attacks the checkpoints chosen by
-their validation numbers, scores them on validation and test, and the report is written. RUN_DIR = STORAGE/NAME holds trials.parquet, robustness.parquet, sweep.json, report/.
+their validation numbers, scores them on validation and test, and the report is written.
+RUN_DIR = STORAGE/NAME holds trials.parquet, robustness.parquet, sweep.json, report/.
 """
 import argparse
 import json
@@ -31,8 +32,8 @@ from trainables.attack import attack_config
 from trainables.config import resolve_config, selection_metrics
 from trainables.data.registry import EMBEDDED_DATASETS, dataset_summary
 from trainables.errors import UserError
-from trainables.threads import use_threads
 from trainables.methods import get_method
+from trainables.threads import use_threads
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
 from tuner.attack import ROBUSTNESS_TABLE, default_attack_preset, run_attack_stage, stopped_early
