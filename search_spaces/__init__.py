@@ -1,4 +1,4 @@
-"""Named search spaces: plain data, no torch, no Ray.
+"""Named search spaces: plain data, no Ray.
 
 A space maps trial-config keys to a domain: `grid` (the values a grid search visits) and/or one sampled
 domain for random search and Optuna (`loguniform`, `uniform`, `randint` as [low, high]; `choice` as a
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from trainables.methods import METHODS
 
 SAMPLED_DOMAINS = ("loguniform", "uniform", "randint", "choice")
 DOMAIN_KINDS = ("grid",) + SAMPLED_DOMAINS
@@ -78,11 +80,8 @@ SPACES: dict[str, SearchSpace] = {
         ),
         SearchSpace(
             "methods", "every method at its defaults x 3 seeds (the rows of Tables 2 and 4, mean +- spread)",
-            "paper Tables 2, 4 and 6",
-            ("linear", "finetune", "l2sp", "delta", "retrain", "delta_r", "renofeation", "delta_adv"),
-            {"method": {"grid": ["linear", "finetune", "l2sp", "delta", "retrain", "delta_r", "renofeation",
-                                 "delta_adv"]},
-             "seed": {"grid": [0, 1, 2]}},
+            "paper Tables 2, 4 and 6", tuple(METHODS),
+            {"method": {"grid": list(METHODS)}, "seed": {"grid": [0, 1, 2]}},
         ),
     )
 }

@@ -58,5 +58,6 @@ def test_iteration_budget_scales_every_iteration_count():
     assert scaled["swa_every"] == max(1, round(full.swa_every * factor))
     assert scaled["eval_every"] == max(1, round(full.eval_every * factor))
     assert scaled["checkpoint_every"] == max(1, round(full.checkpoint_every * factor))
+    assert "iteration_budget" not in scaled  # a directive of the commands, not something every trial stores
     with pytest.raises(UserError):
         resolve_config({"method": "renofeation", "iteration_budget": 0})

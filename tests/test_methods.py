@@ -9,8 +9,9 @@ from trainables.config import resolve_config
 from trainables.data.digits import digits_split
 from trainables.data.registry import TransferData
 from trainables.data.tensors import TensorImageDataset
+from trainables.delta_attention import AttentiveFeatureDistillation, attention_weighted_distance
 from trainables.methods import METHODS
-from trainables.regularizers import feature_distillation, head_penalty, l2sp_penalty
+from trainables.regularizers import FeatureDistillation, HeadPenalty, StartingPointPenalty, feature_distillation
 from trainables.train import TransferRun
 from trainables.trial import prepare_run, pretrained_for
 
@@ -50,47 +51,62 @@ def test_initialisation_and_which_parameters_train(method):
         assert any(k.endswith("conv1.weight") for k in changed) and any("layer4" in k for k in changed)
 
 
-def test_regulariser_functions_on_hand_computed_values():
+def test_regularisers_on_hand_computed_values():
     head = torch.nn.Linear(2, 2)
     with torch.no_grad():
         head.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
-    assert head_penalty(head, beta=0.01).item() == pytest.approx(0.5 * 0.01 * 30.0)
-
-    params = {"a": torch.tensor([1.0, 2.0]), "b": torch.tensor([[3.0]])}
-    reference = {"a": torch.tensor([0.0, 0.0]), "b": torch.tensor([[1.0]])}
-    assert l2sp_penalty(params, reference).item() == pytest.approx(1 + 4 + 4)
+    assert HeadPenalty(head, beta=0.01)().item() == pytest.approx(0.5 * 0.01 * 30.0)
 
     student = [torch.ones(1, 2, 1, 1), torch.zeros(1, 1, 2, 2)]
     teacher = [torch.zeros(1, 2, 1, 1), torch.full((1, 1, 2, 2), 2.0)]
     assert feature_distillation(student, teacher).item() == pytest.approx(1.0 + 4.0)
 
+    run = prepare_run(resolve_config(tiny_config("l2sp")))
+    assert isinstance(run.regularizer, StartingPointPenalty)
+    backbone = run.student.backbone_parameters()
+    with torch.no_grad():
+        for parameter in backbone.values():
+            parameter.add_(0.01)
+    elements = sum(parameter.numel() for parameter in backbone.values())
+    assert run.regularizer(None, []).item() == pytest.approx(1e-4 * elements, rel=1e-3)
+
+
+def by_hand_penalty(run: TransferRun, student: torch.nn.Module, images: torch.Tensor) -> float:
+    """The method's penalty recomputed outside the run: L2-SP from the pretrained file's tensors, feature
+    distillation from a forward pass of the teacher."""
+    regularizer = run.regularizer
+    if isinstance(regularizer, StartingPointPenalty):
+        theta0 = pretrained_for(run.config).state
+        return sum((p - theta0[name]).pow(2).sum() for name, p in student.backbone_parameters().items()).item()
+    with torch.no_grad():
+        _, teacher_stages, _ = regularizer.teacher.forward_features(images)
+    torch.manual_seed(1)
+    _, stages, _ = student.forward_features(images)
+    if isinstance(regularizer, AttentiveFeatureDistillation):
+        return attention_weighted_distance(stages, teacher_stages, regularizer.attention).item()
+    return feature_distillation(stages, teacher_stages).item()
+
 
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_training_loss_is_cross_entropy_plus_the_methods_regulariser(method):
     config = resolve_config(tiny_config(method, lambda_feat=2.0, lambda_l2sp=0.5))
+    spec = METHODS[method]
     run = prepare_run(config)
     images, labels = first_batch(run)
     run.step(images, labels)  # move away from theta0 so L2-SP is non-zero
     run.report()  # resets the running window
-    student = copy.deepcopy(run.student).train(METHODS[method].trains == "all")
-    expected_penalty = head_penalty(student.head, config.head_beta).item()
-    if METHODS[method].regularizer == "l2sp":
-        expected_penalty += 0.5 * l2sp_penalty(student.backbone_parameters(), run.theta0).item()
+    student = copy.deepcopy(run.student).train(spec.trains == "all")
+    head_term = HeadPenalty(student.head, config.head_beta)().item()
     torch.manual_seed(1)
     run.step(images, labels)
     window = run._window
-    feature_term = 2.0 * window["feature_loss"] if METHODS[method].regularizer == "feature" else 0.0
-    assert window["loss"] - window["cross_entropy"] - feature_term == pytest.approx(expected_penalty, rel=1e-4)
-    if METHODS[method].adversarial:
-        return  # the batch doubled with PGD examples; the feature loss is checked on the other methods
-    if METHODS[method].regularizer == "feature":
-        with torch.no_grad():
-            _, teacher_stages, _ = run.teacher.forward_features(images)
-        torch.manual_seed(1)
-        _, stages, _ = student.forward_features(images)
-        assert window["feature_loss"] == pytest.approx(feature_distillation(stages, teacher_stages).item(), rel=1e-4)
-    else:
-        assert window["feature_loss"] == 0.0 and run.teacher is None
+    weight = getattr(config, spec.regularizer.weight_key) if spec.regularizer else 0.0
+    assert window["loss"] - window["cross_entropy"] - weight * window["penalty"] == pytest.approx(head_term, rel=1e-4)
+    if spec.regularizer is None:
+        assert window["penalty"] == 0.0 and run.regularizer is None
+    elif not spec.adversarial:  # adversarial training doubles the batch with PGD examples: checked on the others
+        assert window["penalty"] == pytest.approx(by_hand_penalty(run, student, images), rel=1e-4)
+    assert (spec.regularizer in (FeatureDistillation, AttentiveFeatureDistillation)) == (weight == 2.0)
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)

@@ -12,7 +12,8 @@ from PIL import Image
 
 from tuner import plots
 from tuner.pareto import pareto_front
-from tuner.plots import DPI, FIGSIZE, METHOD_COLOURS, method_colour
+from trainables.methods import METHODS
+from tuner.plots import DPI, FIGSIZE, FALLBACK_COLOURS, method_colour
 from tuner.report import build_report
 from tuner.tables import read_rows, write_rows
 
@@ -281,9 +282,10 @@ def test_correlations_match_a_direct_computation(report, run_dir):
 
 
 def test_method_colours_are_fixed_and_shared_by_every_plot(monkeypatch, run_dir, tmp_path):
-    assert len(set(METHOD_COLOURS.values())) == len(METHOD_COLOURS) == 8
+    own = {method: spec.colour for method, spec in METHODS.items()}
+    assert len(set(own.values())) == len(own) and not set(own.values()) & set(FALLBACK_COLOURS)
     assert method_colour("some_new_method") == method_colour("some_new_method")
-    assert method_colour("some_new_method") not in METHOD_COLOURS.values()
+    assert method_colour("some_new_method") not in own.values()
     asked: dict[str, list[str]] = {}
     original = plots.method_colour
 
@@ -295,7 +297,7 @@ def test_method_colours_are_fixed_and_shared_by_every_plot(monkeypatch, run_dir,
     build_report([run_dir], tmp_path / "report")
     assert set(asked) == set(SYNTHETIC_METHODS)
     for method, colours in asked.items():
-        assert set(colours) == {METHOD_COLOURS[method]}
+        assert set(colours) == {METHODS[method].colour}
 
 
 def test_two_runs_are_combined_with_a_run_column(run_dir, tmp_path):

@@ -1,7 +1,7 @@
 """A trial's configuration: the flat dict Ray Tune hands the trainable, resolved and validated.
 
-Resolution, later layers winning: common defaults < the method's paper defaults < the dataset's profile
-(the embedded default's short CPU schedule) < per dataset x method values (DELTA's lambda_feat per dataset)
+Resolution, later layers winning: common defaults < the method's paper defaults < the dataset's profile <
+the method's own values for that dataset (its spec's embedded schedule, or the authors' per-dataset values)
 < the user's config. Unknown keys and impossible values are user errors naming the key and what is allowed.
 """
 import dataclasses
@@ -46,7 +46,6 @@ class TrialConfig:
     checkpoint_every: int = 5000  # a report carries a checkpoint this often, and at the end of each stage
     num_workers: int = 4
     cache_dir: str | None = None
-    iteration_budget: int | None = None  # if set: main-stage iterations, other iteration counts scaled along
     source_images: int = 10_000  # the embedded synthetic source model's recipe
     source_iters: int = 3_000
 
@@ -71,40 +70,13 @@ EMBEDDED_PROFILE: dict[str, Any] = {
     "swa_iters": 500,
     "swa_every": 25,
 }
-# The embedded datasets' schedules and lambda_feat, from a 3-seed study on digits (docs/embedded-defaults.md,
-# history): these iteration counts converge, and lambda_feat = 1 for the random-init family beats the paper's 5
-# in both clean accuracy and ASR (as the paper's own CUB setting does); the novel_shapes study kept them.
-EMBEDDED_METHOD_VALUES: dict[str, dict[str, Any]] = {
-    "linear": {"iters": 600},
-    "finetune": {"iters": 600},
-    "l2sp": {"iters": 600},
-    "delta": {"iters": 600},
-    "delta_adv": {"iters": 1200},
-    "retrain": {"iters": 1500},
-    "delta_r": {"iters": 1500, "lambda_feat": 1.0},
-    "renofeation": {"iters": 1500, "lambda_feat": 1.0},
-}
-# The authors' published run scripts: DELTA's lr / momentum / weight decay / lambda_feat per dataset (their
-# DELTA script), lambda_feat = 5 for the random-init family except CUB's 1 (their Renofeation script; Table 7's
-# DELTA-R rows are the same runs without dropout / SWA). Adversarially trained DELTA starts from DELTA's values.
-DELTA_PER_DATASET: dict[str, dict[str, Any]] = {
-    "flower": {"lr": 5e-3, "momentum": 0.9, "weight_decay": 1e-4, "lambda_feat": 0.1},
-    "indoor": {"lr": 1e-2, "momentum": 0.0, "weight_decay": 1e-4, "lambda_feat": 0.5},
-    "action": {"lr": 5e-3, "momentum": 0.0, "weight_decay": 0.0, "lambda_feat": 1.0},
-    "bird": {"lr": 1e-2, "momentum": 0.0, "weight_decay": 0.0, "lambda_feat": 0.1},
-    "dog": {"lr": 1e-2, "momentum": 0.0, "weight_decay": 0.0, "lambda_feat": 10.0},
-}
-PAPER_METHOD_VALUES: dict[str, dict[str, dict[str, Any]]] = {
-    dataset: {"delta": values, "delta_adv": values} for dataset, values in DELTA_PER_DATASET.items()
-}
-PAPER_METHOD_VALUES["bird"] |= {"delta_r": {"lambda_feat": 1.0}, "renofeation": {"lambda_feat": 1.0}}
-
 def selection_metrics(split: str) -> tuple[str, str]:
     """The names of the accuracy and the ASR a trial reports on `split` ("val", or "test" without one)."""
     return f"{split}_acc", f"{split}_asr"
 
 
 CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(TrialConfig))
+ITERATION_BUDGET = "iteration_budget"
 _POSITIVE = ("batch_size", "iters", "lr", "swa_iters", "swa_lr", "swa_every", "eval_every", "checkpoint_every", "adv_steps",
              "source_images", "source_iters")
 _NON_NEGATIVE = ("momentum", "weight_decay", "head_beta", "lambda_feat", "lambda_l2sp", "adv_eps", "adv_step",
@@ -117,22 +89,23 @@ def method_defaults(method: str, dataset: str) -> dict[str, Any]:
     check_dataset_name(dataset)
     values: dict[str, Any] = {"dropout": spec.dropout, "swa": spec.swa, **spec.defaults}
     if dataset in EMBEDDED_DATASETS:
-        values |= EMBEDDED_PROFILE | EMBEDDED_METHOD_VALUES[method]
-    else:
-        values |= PAPER_PROFILE | PAPER_METHOD_VALUES.get(dataset, {}).get(method, {})
-    return values
+        return values | EMBEDDED_PROFILE | spec.embedded
+    return values | PAPER_PROFILE | spec.per_dataset.get(dataset, {})
 
 
 def resolve_config(user: dict[str, Any]) -> TrialConfig:
-    unknown = sorted(set(user) - set(CONFIG_KEYS))
+    """The trial's config from a config dict. `iteration_budget` in the dict is a directive of the sweep and
+    train commands (--iters), not a field: it sets the main stage and scales the other iteration counts."""
+    unknown = sorted(set(user) - set(CONFIG_KEYS) - {ITERATION_BUDGET})
     if unknown:
         raise UserError(f"unknown config key {unknown[0]!r}; allowed keys: {', '.join(CONFIG_KEYS)}")
     if "method" not in user:
         raise UserError("config needs a 'method'")
     dataset = user.get("dataset", TrialConfig.dataset)
-    values = _coerce(method_defaults(user["method"], dataset) | user)
-    if values.get("iteration_budget") is not None:
-        values = with_iteration_budget(values, values["iteration_budget"])
+    values = {k: v for k, v in user.items() if k != ITERATION_BUDGET}
+    values = _coerce(method_defaults(user["method"], dataset) | values)
+    if user.get(ITERATION_BUDGET) is not None:
+        values = with_iteration_budget(values, _coerce_budget(user[ITERATION_BUDGET]))
     config = TrialConfig(**values)
     _validate(config)
     return config
@@ -155,6 +128,13 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             except (TypeError, ValueError):
                 raise UserError(f"config {key}={value!r} is not a valid {kinds[key].__name__}") from None
     return coerced
+
+
+def _coerce_budget(value: Any) -> int:
+    try:
+        return _as_int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"iteration budget {value!r} is not a valid int") from None
 
 
 def _without_none(kind: Any) -> type:

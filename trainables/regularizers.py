@@ -1,19 +1,107 @@
-"""The penalties the method specs choose between, each a plain function of tensors."""
+"""The penalties a transfer method adds to the cross-entropy, each an nn.Module with one call shape.
+
+A method's spec (`trainables.methods`) names at most one `Regularizer` class; the training loop builds it from
+the run's parts (`RunParts`) and adds `config[weight_key] * regularizer(images, stages)` to every step's loss.
+`HeadPenalty` is on every method.
+"""
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainables.data.registry import TransferData
+from trainables.models.backbones import TransferNet
+from trainables.models.network import build_teacher
+from trainables.models.weights import Pretrained
 
-def head_penalty(head: nn.Linear, beta: float) -> torch.Tensor:
-    """0.5 * beta * ||W_fc||^2: the paper's last-layer weight decay, on every method."""
-    return 0.5 * beta * head.weight.pow(2).sum()
+if TYPE_CHECKING:  # trainables.config imports the method specs, which import this module
+    from trainables.config import TrialConfig
 
 
-def l2sp_penalty(parameters: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) -> torch.Tensor:
-    """sum ||w - w0||^2 over the backbone parameters the pretrained model provides (L2-SP)."""
-    return sum((parameters[name] - reference[name]).pow(2).sum() for name in reference)
+@dataclass(frozen=True)
+class RunParts:
+    """What a regulariser may be built from: the trial's config, the network being trained (already on its
+    device), the pretrained model theta0 and the task's data."""
+
+    config: "TrialConfig"
+    student: TransferNet
+    pretrained: Pretrained
+    data: TransferData
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.student.parameters()).device
+
+
+class Regularizer(nn.Module):
+    """A method's penalty. `forward(images, stages)` gets the step's input batch and the student's outputs at
+    the distilled stages and returns a scalar; the loop weighs it by the config value named `weight_key` and
+    reports its running mean as `metric`."""
+
+    weight_key: ClassVar[str]
+    metric: ClassVar[str]
+
+    def __init__(self, parts: RunParts):
+        super().__init__()
+
+    def checkpoint_state(self) -> dict:
+        """What it computed from the data before the first step (nothing for most), for a resume to reuse."""
+        return {}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        """Restore what `checkpoint_state` returned."""
+
+
+class HeadPenalty(nn.Module):
+    """0.5 * beta * ||W_fc||^2: the paper's last-layer weight decay, on every method (Chin et al., Sec. 5.1)."""
+
+    def __init__(self, head: nn.Linear, beta: float):
+        super().__init__()
+        self.head, self.beta = head, beta
+
+    def forward(self) -> torch.Tensor:
+        return 0.5 * self.beta * self.head.weight.pow(2).sum()
+
+
+class StartingPointPenalty(Regularizer):
+    """L2-SP (Li, Grandvalet & Davoine, ICML 2018): sum over the backbone parameters of ||w - w0||^2, w0 the
+    pretrained weights, instead of weight decay towards 0."""
+
+    weight_key = "lambda_l2sp"
+    metric = "l2sp_penalty"
+
+    def __init__(self, parts: RunParts):
+        super().__init__(parts)
+        self.parameters_now = parts.student.backbone_parameters()
+        # theta0 as the student holds it at the start (pretrained init), not re-read: the same device and dtype.
+        self.reference = {name: p.detach().clone() for name, p in self.parameters_now.items()}
+
+    def forward(self, images: torch.Tensor, stages: list[torch.Tensor]) -> torch.Tensor:
+        return sum((self.parameters_now[name] - w0).pow(2).sum() for name, w0 in self.reference.items())
 
 
 def feature_distillation(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
     """sum over distilled stages of MSE(student, teacher), each averaged over B*C*H*W (the paper's code)."""
     return sum(F.mse_loss(s, t) for s, t in zip(student, teacher, strict=True))
+
+
+class FeatureDistillation(Regularizer):
+    """DELTA's behavioural regulariser as the Renofeation code has it (Li et al., ICLR 2019, without the
+    channel attention): sum over the distilled stages j of mean_{b,c,h,w} (FM_j(w, x) - FM_j(w0, x))^2, the
+    pretrained model frozen in evaluation mode."""
+
+    weight_key = "lambda_feat"
+    metric = "feature_loss"
+
+    def __init__(self, parts: RunParts):
+        super().__init__(parts)
+        self.teacher = build_teacher(parts.config.arch, parts.data.num_classes, parts.pretrained).to(parts.device)
+
+    def teacher_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return self.teacher.forward_features(images)[1]
+
+    def forward(self, images: torch.Tensor, stages: list[torch.Tensor]) -> torch.Tensor:
+        return feature_distillation(stages, self.teacher_stages(images))

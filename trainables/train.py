@@ -6,7 +6,6 @@ constant LR with a snapshot averaged every `swa_every` iterations and BatchNorm 
 training data. Batch k is a function of (seed, k) and every random draw comes from the checkpointed torch
 RNG, so a run resumed from a checkpoint continues exactly as if never stopped (with num_workers=0).
 """
-import math
 from collections.abc import Iterator
 from dataclasses import asdict
 
@@ -23,9 +22,9 @@ from trainables.data.registry import TransferData
 from trainables.evaluation import attack_counts, predictions
 from trainables.methods import get_method
 from trainables.models.backbones import TransferNet
-from trainables.models.network import build_network, build_teacher
+from trainables.models.network import build_network
 from trainables.models.weights import Pretrained
-from trainables.regularizers import feature_distillation, head_penalty, l2sp_penalty
+from trainables.regularizers import HeadPenalty, Regularizer, RunParts
 
 
 class IterationBatches(Sampler[list[int]]):
@@ -65,9 +64,9 @@ class TransferRun:
         if config.dropout:
             self.student.enable_spatial_dropout(config.dropout_p)
         self.student.to(self.device)
-        self.teacher = build_teacher(config.arch, data.num_classes, pretrained).to(self.device) if self.spec.needs_teacher else None
-        self.theta0 = {name: p.detach().clone() for name, p in self.student.backbone_parameters().items()} \
-            if self.spec.regularizer == "l2sp" else None
+        self.head_penalty = HeadPenalty(self.student.head, config.head_beta)
+        self.regularizer: Regularizer | None = None if self.spec.regularizer is None else \
+            self.spec.regularizer(RunParts(config, self.student, pretrained, data))
         self.optimizer = self._optimizer()
         self.schedule = CosineAnnealingLR(self.optimizer, T_max=config.iters)
         self.averaged = AveragedModel(self.student) if config.swa else None
@@ -77,7 +76,7 @@ class TransferRun:
             nb_iter=config.adv_steps, eps_iter=config.adv_step, rand_init=True, clip_min=0.0, clip_max=1.0,
         ) if self.spec.adversarial else None
         self.iteration = 0
-        self._window = {"loss": 0.0, "cross_entropy": 0.0, "feature_loss": 0.0, "steps": 0}
+        self._window = self._empty_window()
         self._bn_updated_at = -1
         # The selection split's images attacked on theta0, in split order: reports then add `<split>_asr`.
         self.adversarial_images: torch.Tensor | None = None
@@ -114,15 +113,11 @@ class TransferRun:
         self.student.train(self.spec.trains == "all")  # a frozen backbone keeps its BatchNorm statistics
         logits, stages, _ = self.student.forward_features(images)
         cross_entropy = F.cross_entropy(logits, labels)
-        loss = cross_entropy + head_penalty(self.student.head, self.config.head_beta)
-        feature_loss = torch.zeros(())
-        if self.teacher is not None:
-            with torch.no_grad():
-                _, teacher_stages, _ = self.teacher.forward_features(images)
-            feature_loss = feature_distillation(stages, teacher_stages)
-            loss = loss + self.config.lambda_feat * feature_loss
-        if self.theta0 is not None:
-            loss = loss + self.config.lambda_l2sp * l2sp_penalty(self.student.backbone_parameters(), self.theta0)
+        loss = cross_entropy + self.head_penalty()
+        penalty = torch.zeros(())
+        if self.regularizer is not None:
+            penalty = self.regularizer(images, stages)
+            loss = loss + getattr(self.config, self.regularizer.weight_key) * penalty
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -133,7 +128,7 @@ class TransferRun:
                 self.averaged.update_parameters(self.student)
         else:
             self.schedule.step()
-        for key, value in (("loss", loss), ("cross_entropy", cross_entropy), ("feature_loss", feature_loss)):
+        for key, value in (("loss", loss), ("cross_entropy", cross_entropy), ("penalty", penalty)):
             self._window[key] += float(value.detach())
         self._window["steps"] += 1
 
@@ -156,11 +151,17 @@ class TransferRun:
             "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": self._window["loss"] / steps,
             "cross_entropy": self._window["cross_entropy"] / steps,
-            "feature_loss": self._window["feature_loss"] / steps if self.teacher is not None else math.nan,
         }
+        if self.regularizer is not None:
+            metrics[self.regularizer.metric] = self._window["penalty"] / steps
         metrics |= self._accuracy_metrics()
-        self._window = {"loss": 0.0, "cross_entropy": 0.0, "feature_loss": 0.0, "steps": 0}
+        self._window = self._empty_window()
         return metrics
+
+    @staticmethod
+    def _empty_window() -> dict:
+        """Running sums over the steps since the last report."""
+        return {"loss": 0.0, "cross_entropy": 0.0, "penalty": 0.0, "steps": 0}
 
     def _accuracy_metrics(self) -> dict:
         """Accuracy (and ASR, given adversarial images) on the selection split: validation when there is one.
@@ -190,6 +191,7 @@ class TransferRun:
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
             "averaged": self.averaged.state_dict() if self.averaged is not None else None,
+            "regularizer": self.regularizer.checkpoint_state() if self.regularizer is not None else {},
             "bn_updated_at": self._bn_updated_at,
             "window": dict(self._window),
             "rng_cpu": torch.get_rng_state(),
@@ -203,6 +205,8 @@ class TransferRun:
         self.schedule.load_state_dict(state["schedule"])
         if self.averaged is not None:
             self.averaged.load_state_dict(state["averaged"])
+        if self.regularizer is not None:
+            self.regularizer.load_checkpoint_state(state["regularizer"])
         if self.in_swa_stage:
             self._start_swa_stage()  # constant LR: the scheduler has no state worth restoring
         self._bn_updated_at = state["bn_updated_at"]

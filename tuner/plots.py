@@ -17,19 +17,11 @@ from matplotlib.lines import Line2D
 from matplotlib.text import Annotation, Text
 from matplotlib.transforms import Bbox
 
+from trainables.methods import METHODS
+
 DPI = 150
 FIGSIZE = (8.0, 5.0)  # inches, one panel row
 
-METHOD_COLOURS: dict[str, str] = {
-    "linear": "#7f7f7f",
-    "finetune": "#1f77b4",
-    "l2sp": "#17becf",
-    "delta": "#ff7f0e",
-    "retrain": "#2ca02c",
-    "delta_r": "#9467bd",
-    "renofeation": "#d62728",
-    "delta_adv": "#8c564b",
-}
 FALLBACK_COLOURS = ("#e377c2", "#bcbd22", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd")
 GROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 GROUP_LINESTYLES = ("-", "--", ":", "-.")
@@ -37,16 +29,20 @@ LABEL_FONT_SIZE = 6.5
 
 
 def method_colour(method: str) -> str:
-    """The method's colour in every figure; an unknown method gets one from its name's checksum, so the same
-    name has the same colour in every report."""
-    if method in METHOD_COLOURS:
-        return METHOD_COLOURS[method]
+    """The method's own colour (its spec's) in every figure; a method no spec defines (a run made by another
+    version) gets one from its name's checksum, so the same name has the same colour in every report."""
+    if method in METHODS:
+        return METHODS[method].colour
     return FALLBACK_COLOURS[zlib.crc32(method.encode()) % len(FALLBACK_COLOURS)]
 
 
+def method_title(method: str) -> str:
+    return METHODS[method].title if method in METHODS else method
+
+
 def method_order(methods: Sequence[str]) -> list[str]:
-    """The paper's order (`METHOD_COLOURS`), unknown methods after it by name."""
-    known = [m for m in METHOD_COLOURS if m in methods]
+    """The specs' order (the paper's), unknown methods after it by name."""
+    known = [m for m in METHODS if m in methods]
     return known + sorted(set(methods) - set(known))
 
 
@@ -115,7 +111,8 @@ def _method_legend(figure: Figure, methods: Sequence[str], groups: Sequence[str]
                    lines: bool = False) -> None:
     """One legend outside the axes: a colour per method and, when there are several, a marker (and line style,
     for line plots) per group."""
-    handles = [Line2D([], [], color=method_colour(m), marker="o", linestyle="", label=m) for m in method_order(methods)]
+    handles = [Line2D([], [], color=method_colour(m), marker="o", linestyle="",
+                      label=method_title(m)) for m in method_order(methods)]
     distinct_groups = sorted(set(groups))
     if len(distinct_groups) > 1:
         handles += [Line2D([], [], color="0.3", marker=group_marker(groups, g), label=g,

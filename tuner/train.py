@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"trial failed: {result.error}")
     metrics = result.metrics
     accuracy, _ = selection_metrics(metrics["selection_split"])
+    regularizer = get_method(args.method).regularizer
+    penalty = f" ({regularizer.metric} {metrics[regularizer.metric]:.3f})" if regularizer else ""
     print(f"{args.method} on {args.dataset}: {accuracy} {metrics[accuracy]:.2f}% after "
-          f"{metrics['iteration']} iterations in {time.time() - started:.0f} s "
-          f"(feature_loss {metrics['feature_loss']:.3f})")
+          f"{metrics['iteration']} iterations in {time.time() - started:.0f} s{penalty}")
     print(f"checkpoint: {result.checkpoint.path}")
 
 
