@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from search_spaces import get_space
 from tests.conftest import tiny_config
-from tests.test_report import robustness_row, trial_config
+from tests.test_report import report_at, robustness_row, trial_config
 from trainables.config import resolve_config
 from trainables.delta_attention import (ATTENTION_TEMPERATURE, AttentiveFeatureDistillation, attention_images,
                                         attention_weighted_distance)
@@ -18,8 +18,7 @@ from trainables.methods import METHODS
 from trainables.regularizers import RunParts, feature_distillation
 from trainables.trial import prepare_run
 from tuner import plots
-from tuner.report import build_report
-from tuner.tables import write_rows
+from tuner.run_dir import write_rows
 
 
 def test_penalty_is_the_attention_weighted_channel_mse():
@@ -106,7 +105,7 @@ def test_one_spec_line_puts_it_in_the_spaces_the_configs_the_tables_and_the_figu
     coloured, titled = set(), set()
     monkeypatch.setattr(plots, "method_colour", lambda m, original=plots.method_colour: coloured.add(m) or original(m))
     monkeypatch.setattr(plots, "method_title", lambda m, original=plots.method_title: titled.add(m) or original(m))
-    out = build_report([tmp_path], tmp_path / "report")
+    out = report_at([tmp_path], tmp_path / "report")
     assert list(json.loads((out / "summary.json").read_text())["results_table"]["rows"]) == list(METHODS)
     assert "delta_att" in coloured and "delta_att" in titled
     assert plots.method_colour("delta_att") == spec.colour and plots.method_title("delta_att") == spec.title

@@ -5,16 +5,23 @@ from collections import Counter
 
 import pytest
 
+from tests.test_report import report_at
 from trainables.config import method_defaults, resolve_config
 from trainables.errors import UserError
 from trainables.methods import METHODS
 from tuner.paper_results import DATASETS, PAPER_RESULTS, row_label
-from tuner.recipes import ARCHS, RECIPES, get_recipe, recipe_trials
+from tuner.recipes import ARCHS, RECIPES, get_recipe
 from tuner.paper_comparison import paper_comparison
-from tuner.report import build_report
-from tuner.tables import write_rows
+from tuner.run_dir import write_rows
+from tuner.spaces import param_space
+from tuner.sweep import trial_configs
 
 EXPECTED_TRIALS = {"table2": 25, "table4": 60, "table5": 30, "table6": 20, "fig3": 60, "fig4": 105}
+
+
+def recipe_trials(recipe) -> list[dict]:
+    """Every trial config the sweep plans for the recipe, part after part."""
+    return [trial for part in recipe.parts for trial in trial_configs(param_space(part, "grid", {}, None))]
 
 
 def published(table: str, label: str, dataset: str, arch: str = "resnet18", fraction: float = 1.0):
@@ -204,7 +211,7 @@ def test_a_recipe_run_report_writes_the_paper_comparison(tmp_path):
             report_row("c", "delta", "bird", 79.00, 60.00)]
     write_rows(rows, str(run / "robustness.parquet"))
     (run / "sweep.json").write_text(json.dumps({"recipe": "table2"}))
-    out = build_report([run])
+    out = report_at([run])
     markdown = (out / "paper_comparison.md").read_text()
     linear_dog = next(line for line in markdown.splitlines() if "| linear | dog |" in line)
     assert "83.50" in linear_dog and "84.22" in linear_dog and "-0.72" in linear_dog
@@ -213,7 +220,7 @@ def test_a_recipe_run_report_writes_the_paper_comparison(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["paper_comparison"]) == 25
     assert sum(r["status"] == "measured" for r in summary["paper_comparison"]) == 3
-    overridden = build_report([run], tmp_path / "as_table4", recipe="table4")
+    overridden = report_at([run], tmp_path / "as_table4", recipe="table4")
     assert len(json.loads((overridden / "summary.json").read_text())["paper_comparison"]) == 60
 
 

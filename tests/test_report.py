@@ -15,9 +15,15 @@ from tuner.pareto import pareto_front
 from trainables.methods import METHODS
 from tuner.plots import DPI, FIGSIZE, FALLBACK_COLOURS, method_colour
 from tuner.report import build_report
-from tuner.tables import read_rows, write_rows
+from tuner.run_dir import read_rows, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def report_at(*args, **kwargs) -> Path:
+    """The local folder `build_report` wrote."""
+    return Path(build_report(*args, **kwargs)[0])
+
 LAMBDAS = (0.01, 0.1, 1.0, 10.0)
 DATASETS = ("digits", "flower")
 METRICS = ("val_clean_acc", "val_asr", "test_clean_acc", "test_asr")
@@ -126,7 +132,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(run_dir) -> Path:
-    return build_report([run_dir])
+    return report_at([run_dir])
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -241,7 +247,7 @@ def test_summary_markdown_lists_the_front_and_bolds_the_best_cells(report):
 
 
 def test_early_stopped_trials_count_only_when_included(run_dir, tmp_path):
-    summary = json.loads((build_report([run_dir], tmp_path / "with_stopped", include_stopped=True)
+    summary = json.loads((report_at([run_dir], tmp_path / "with_stopped", include_stopped=True)
                           / "summary.json").read_text())
     leader = summary["pareto"]["digits"][0]
     assert leader["trials"] == ["synthetic_sweep/digits_delta_stopped"] and leader["stopped_early"]
@@ -254,7 +260,7 @@ def test_selection_on_test_and_a_single_seed_are_said(tmp_path):
     rows = [robustness_row(f"t{value}", trial_config("delta", "digits", 0, val_fraction=0.0, lambda_feat=value),
                            (math.nan, math.nan), (90.0 + value, 50.0 - value), rng) for value in (1.0, 2.0, 3.0)]
     write_rows(rows, run / "robustness.parquet")
-    markdown = (build_report([run]) / "summary.md").read_text()
+    markdown = (report_at([run]) / "summary.md").read_text()
     assert "**Selection used the test split** in no_validation" in markdown
     assert "Single seed" in markdown and " ± " not in markdown.split("## Configuration")[0]
     assert "No configuration has a validation split" in markdown
@@ -294,7 +300,7 @@ def test_method_colours_are_fixed_and_shared_by_every_plot(monkeypatch, run_dir,
         return original(method)
 
     monkeypatch.setattr(plots, "method_colour", recording)
-    build_report([run_dir], tmp_path / "report")
+    report_at([run_dir], tmp_path / "report")
     assert set(asked) == set(SYNTHETIC_METHODS)
     for method, colours in asked.items():
         assert set(colours) == {METHODS[method].colour}
@@ -304,7 +310,7 @@ def test_two_runs_are_combined_with_a_run_column(run_dir, tmp_path):
     second = tmp_path / "second_sweep"
     second.mkdir()
     write_rows(synthetic_rows()[:8], second / "robustness.parquet")
-    out = build_report([run_dir, second], tmp_path / "combined")
+    out = report_at([run_dir, second], tmp_path / "combined")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs"] == ["second_sweep", "synthetic_sweep"]
     assert summary["evaluated_checkpoints"] == len(synthetic_rows()) + 8

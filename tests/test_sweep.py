@@ -15,10 +15,10 @@ from ray.tune.schedulers import TrialScheduler
 from ray.tune.search.variant_generator import generate_variants
 
 from search_spaces import SPACES, check_domain
+from tests.test_report import report_at
 from trainables.config import CONFIG_KEYS, resolve_config
 from trainables.methods import METHODS
 from tuner.attack import candidates, run_attack_stage, select
-from tuner.report import build_report
 from tuner.spaces import param_space
 from tuner.sweep import scheduler, searcher, trial_configs
 
@@ -166,7 +166,7 @@ def test_asha_stops_trials_early_and_they_are_marked_not_method_results(tmp_path
     scored = run_attack_stage(tmp_path / "asha", "all", preset="embedded", iters=2)
     assert {row["trial_id"] for row in scored if row["stopped_early"]} == stopped
     assert {c.trial_id for c in select(candidates(tmp_path / "asha"), "clean", None)}.isdisjoint(stopped)
-    summary = json.loads((build_report([tmp_path / "asha"]) / "summary.json").read_text())
+    summary = json.loads((report_at([tmp_path / "asha"]) / "summary.json").read_text())
     on_front = {trial.split("/")[1] for entry in summary["pareto"]["digits"] for trial in entry["trials"]}
     assert on_front and on_front.isdisjoint(stopped)
 

@@ -26,11 +26,10 @@ from trainables.data.registry import EMBEDDED_DATASETS
 from trainables.errors import UserError
 from trainables.threads import use_threads
 from trainables.robustness import distance_metrics, load_evaluation_model, split_metrics
-from tuner.cli import run_cli
+from tuner.cli import OneLineErrorParser, run_cli
 from tuner.pareto import pareto_front
-from tuner.tables import read_rows, write_rows
+from tuner.run_dir import ROBUSTNESS_TABLE, join, location, read_rows, write_rows
 
-ROBUSTNESS_TABLE = "robustness.parquet"
 SELECTIONS = ("clean", "pareto", "all")
 
 
@@ -50,15 +49,10 @@ def default_attack_preset(dataset: str) -> str:
     return "embedded" if dataset in EMBEDDED_DATASETS else "paper"
 
 
-def run_location(run_dir: str | Path) -> str:
-    """An absolute local path or a URI, as Ray and pyarrow take them."""
-    return str(run_dir) if "://" in str(run_dir) else str(Path(run_dir).expanduser().resolve())
-
-
 def candidates(run_dir: str | Path) -> list[Candidate]:
     """Each trial of the experiment with a checkpoint, at its latest one: the model the method produced
     (for SWA runs the average, not a mid-training snapshot that happened to score higher)."""
-    run_dir = run_location(run_dir)
+    run_dir = location(run_dir)
     if not tune.Tuner.can_restore(run_dir):
         raise UserError(f"{run_dir} is not a Ray Tune run directory (no experiment state in it)")
     analysis = ExperimentAnalysis(run_dir)
@@ -105,12 +99,12 @@ def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int 
                      **attack_overrides) -> list[dict]:
     """Score the selected checkpoints on the validation and the test split; returns every row of
     RUN_DIR/robustness.parquet."""
-    run_dir = run_location(run_dir)
+    run_dir = location(run_dir)
     if preset is not None:
         attack_config(preset, **attack_overrides)  # a bad preset or value fails before any work
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     chosen = select(candidates(run_dir), select_how, top_k, include_stopped)
-    table = f"{run_dir}/{ROBUSTNESS_TABLE}"
+    table = join(run_dir, ROBUSTNESS_TABLE)
     rows = read_rows(table)
     done = {(row["checkpoint_path"], row["test_attack_key"]) for row in rows}
     sets = {}
@@ -140,7 +134,7 @@ def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int 
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tuner.attack", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="python -m tuner.attack", description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="the sweep's run directory (storage path / name)")
     parser.add_argument("--select", default="clean", help=f"which trials: {', '.join(SELECTIONS)}")
     parser.add_argument("--top-k", type=int, help="at most this many checkpoints")
@@ -169,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{row['method']:>12} {row['trial_id']}: {selection}test clean {row['test_clean_acc']:6.2f}% "
               f"ASR {row['test_asr']:6.2f}% (noise {row['test_noise_asr']:.2f}%, attack {row['attack_preset']} "
               f"B={row['attack_budget']:g} {row['attack_units']} = {row['attack_budget_pixels']:.4f} in pixels)")
-    print(f"robustness table: {run_location(args.run)}/{ROBUSTNESS_TABLE}")
+    print(f"robustness table: {join(location(args.run), ROBUSTNESS_TABLE)}")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,17 @@
 import argparse
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from trainables.errors import UserError
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Every command's parser: argument mistakes become a UserError, so they print as one `error:` line and exit
+    2 like every other user mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(message)
 
 
 def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:

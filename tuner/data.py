@@ -1,23 +1,14 @@
 """`python -m tuner.data`: check that a dataset loads and print its class and image counts as one JSON line."""
 import argparse
 import json
-from typing import NoReturn
 
 from trainables.config import TrialConfig
 from trainables.data.registry import check_dataset_name, dataset_summary
-from trainables.errors import UserError
-from tuner.cli import run_cli
-
-
-class _OneLineErrorParser(argparse.ArgumentParser):
-    """Argument mistakes become a UserError, so they print as one `error:` line like every other mistake."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UserError(message)
+from tuner.cli import OneLineErrorParser, run_cli
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _OneLineErrorParser(prog="python -m tuner.data", description=__doc__)
+    parser = OneLineErrorParser(prog="python -m tuner.data", description=__doc__)
     parser.add_argument("--dataset", required=True, help="dataset name, e.g. digits, dog, bird, action, indoor, flower")
     parser.add_argument("--data-root", help="where the dataset's official archive was unpacked (paper datasets)")
     parser.add_argument("--fraction", type=float, default=1.0,

@@ -5,7 +5,6 @@ builds one report over them; the report puts the published numbers of the recipe
 (`tuner.paper_results`) beside the measured ones. Every trial uses the paper's defaults for its method and
 dataset (`trainables.config`); the paper reports single runs, hence one seed.
 """
-import itertools
 from dataclasses import dataclass
 
 from search_spaces import LAMBDA_FEAT_GRID, SearchSpace
@@ -73,14 +72,3 @@ def get_recipe(name: str) -> Recipe:
         raise UserError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
     return RECIPES[name]
 
-
-def part_trials(part: SearchSpace) -> list[dict]:
-    """Every config of one part's grid, its fixed values included."""
-    keys = list(part.parameters)
-    grids = [part.parameters[key]["grid"] for key in keys]
-    return [{**part.fixed, **dict(zip(keys, values))} for values in itertools.product(*grids)]
-
-
-def recipe_trials(recipe: Recipe) -> list[dict]:
-    """Every trial config the recipe runs, part after part."""
-    return [trial for part in recipe.parts for trial in part_trials(part)]

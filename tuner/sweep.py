@@ -9,16 +9,13 @@ their validation numbers, scores them on validation and test, and the report is 
 RUN_DIR = STORAGE/NAME holds trials.parquet, robustness.parquet, sweep.json, report/.
 """
 import argparse
-import json
 import math
 import sys
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import optuna
-import pyarrow.fs
 import ray
 from ray import tune
 from ray.tune import ExperimentAnalysis
@@ -36,21 +33,21 @@ from trainables.methods import get_method
 from trainables.threads import use_threads
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
-from tuner.attack import ROBUSTNESS_TABLE, default_attack_preset, run_attack_stage, stopped_early
-from tuner.cli import add_trial_arguments, parse_assignments, run_cli
+from tuner.attack import default_attack_preset, run_attack_stage, stopped_early
+from tuner.cli import OneLineErrorParser, add_trial_arguments, parse_assignments, run_cli
 from tuner.progress import ProgressCallback
 from tuner.recipes import RECIPE_ATTACK_PRESET, RECIPES, get_recipe
-from tuner.report import build_report, front_digest
+from tuner.report import build_report
+from tuner.report_render import front_digest
 from tuner.spaces import SEARCHES, param_space
-from tuner.tables import write_rows
-from tuner.trials_table import TRIALS_TABLE, trial_rows, unfinished
+from tuner.run_dir import (ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, join, location, package_versions,
+                           read_json, write_json, write_rows)
+from tuner.trials_table import trial_rows, unfinished
 
 SCHEDULERS = ("fifo", "asha")
 # Config keys that decide which pretrained model and which images an adversarial set is crafted from.
 ADVERSARIAL_SET_KEYS = ("dataset", "data_root", "arch", "weights", "source_images", "source_iters", "cache_dir",
                         "val_fraction")
-SWEEP_RECORD = "sweep.json"
-VERSIONED_PACKAGES = ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow")
 
 
 class PruningOptunaSearch(OptunaSearch):
@@ -62,7 +59,7 @@ class PruningOptunaSearch(OptunaSearch):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tuner.sweep", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="python -m tuner.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="lambda_feat", help=f"{', '.join(SPACES)}, or a .yaml/.json file")
     parser.add_argument("--recipe", help=f"run a paper table or figure instead of --space: {', '.join(RECIPES)}")
     parser.add_argument("--method", help="restrict the space to one method")
@@ -91,17 +88,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--include-stopped", action="store_true",
                         help="treat trials ASHA stopped early as results: selectable, on the Pareto front")
     return parser.parse_args(argv)
-
-
-def storage_location(storage: str) -> str:
-    """Ray needs an absolute path or a URI; relative paths are taken from the current folder."""
-    if "://" in storage:
-        try:
-            pyarrow.fs.FileSystem.from_uri(storage)
-        except (pyarrow.ArrowInvalid, ValueError) as error:
-            raise UserError(f"--storage {storage!r} is not a usable URI: {error}") from None
-        return storage.rstrip("/")
-    return str(Path(storage).expanduser().resolve())
 
 
 def config_defaults(args: argparse.Namespace) -> dict:
@@ -176,34 +162,13 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def sweep_record(args: argparse.Namespace, space_name: str, run_dir: str) -> dict:
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     return {"space": space_name, "run_dir": run_dir, "argv": sys.argv[1:], "settings": vars(args),
-            "versions": versions, "written_at": time.time()}
-
-
-def write_json(record: dict, location: str) -> None:
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(location)
-    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(path) as stream:
-        stream.write(json.dumps(record, indent=2, default=str).encode())
-
-
-def read_json(location: str) -> dict | None:
-    filesystem, path = pyarrow.fs.FileSystem.from_uri(location)
-    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
-        return None
-    with filesystem.open_input_stream(path) as stream:
-        return json.loads(stream.read())
+            "versions": package_versions(), "written_at": time.time()}
 
 
 def resumed_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
     """The interrupted sweep's own settings; only where to find it and which cluster to use come from now."""
-    record = read_json(f"{run_dir}/{SWEEP_RECORD}")
+    record = read_json(join(run_dir, SWEEP_RECORD))
     if record is None or not tune.Tuner.can_restore(run_dir):
         raise UserError(f"--resume: no sweep to continue at {run_dir}")
     return argparse.Namespace(**{**vars(parse_args([])), **record["settings"], "resume": True, "name": args.name,
@@ -310,7 +275,7 @@ def new_tuner(args: argparse.Namespace, planned: Plan, storage: str, trainable) 
 def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> str:
     """One sweep (resumed when args.resume); returns its run directory once every trial ended."""
     space, name, expected_trials = planned.space, planned.name, planned.expected_trials
-    run_dir = f"{storage}/{name}"
+    run_dir = join(storage, name)
     warm_up_sources(args, planned.configs)
     trainable = transfer_trainable
     if args.search == "optuna-mo":
@@ -320,7 +285,7 @@ def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dic
         tuner = tune.Tuner.restore(run_dir, trainable=resources, resume_unfinished=True, resume_errored=True)
     else:
         tuner = new_tuner(args, planned, storage, resources)
-        write_json(sweep_record(args, space.name, run_dir) | extra, f"{run_dir}/{SWEEP_RECORD}")
+        write_json(sweep_record(args, space.name, run_dir) | extra, join(run_dir, SWEEP_RECORD))
     started = time.time()
     print(f"sweep {name}: space {space.name} ({space.description}); {args.search} search, {args.scheduler} "
           f"scheduler; results in {run_dir}", flush=True)
@@ -328,8 +293,8 @@ def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dic
     print(f"trials done in {time.time() - started:.0f} s: {len(results)} trials, {results.num_errors} failed")
 
     analysis = ExperimentAnalysis(run_dir)
-    write_rows(trial_rows(analysis), f"{run_dir}/{TRIALS_TABLE}")
-    print(f"trials table: {run_dir}/{TRIALS_TABLE}")
+    write_rows(trial_rows(analysis), join(run_dir, TRIALS_TABLE))
+    print(f"trials table: {join(run_dir, TRIALS_TABLE)}")
     waiting = len(unfinished(analysis)) + max(0, expected_trials - len(analysis.trials))
     if waiting:
         again = f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {name}"
@@ -344,9 +309,9 @@ def main(argv: list[str] | None = None) -> None:
     check_args(args)
     # The driver warms up sources, crafts and scores between the trials' phases: the local CPUs Ray gets.
     use_threads(None if args.address else args.num_cpus)
-    storage = storage_location(args.storage)
+    storage = location(args.storage)
     if args.resume:
-        args = resumed_args(args, f"{storage}/{args.name}")
+        args = resumed_args(args, join(storage, args.name))
     if args.recipe:
         recipe = get_recipe(args.recipe)
         name = args.name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -368,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     run_dirs = []
     for planned in plans:
         part_args = args
-        if args.recipe and read_json(f"{storage}/{planned.name}/{SWEEP_RECORD}") is not None:
+        if args.recipe and read_json(join(join(storage, planned.name), SWEEP_RECORD)) is not None:
             part_args = argparse.Namespace(**{**vars(args), "resume": True})
         run_dirs.append(run_trials(part_args, planned, storage, {"recipe": args.recipe} if args.recipe else {}))
     if args.no_attack:
@@ -376,10 +341,9 @@ def main(argv: list[str] | None = None) -> None:
     for run_dir in run_dirs:
         run_attack_stage(run_dir, args.select, args.top_k, final_stage_preset(args),
                          include_stopped=args.include_stopped)
-        print(f"robustness table: {run_dir}/{ROBUSTNESS_TABLE}")
-    report = build_report([Path(run_dir) for run_dir in run_dirs], recipe=args.recipe,
-                          include_stopped=args.include_stopped)
-    print("\n".join(front_digest(json.loads((report / "summary.json").read_text()))))
+        print(f"robustness table: {join(run_dir, ROBUSTNESS_TABLE)}")
+    report, summary = build_report(run_dirs, recipe=args.recipe, include_stopped=args.include_stopped)
+    print("\n".join(front_digest(summary)))
     print(f"report: {report}")
 
 

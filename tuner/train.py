@@ -14,11 +14,11 @@ from trainables.methods import get_method
 from trainables.threads import use_threads
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
-from tuner.cli import add_trial_arguments, parse_assignments, run_cli
+from tuner.cli import OneLineErrorParser, add_trial_arguments, parse_assignments, run_cli
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tuner.train", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="python -m tuner.train", description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="renofeation")
     parser.add_argument("--seed", type=int, default=0)
     add_trial_arguments(parser)

@@ -7,8 +7,6 @@ from ray.tune.experiment import Trial
 from trainables.config import resolve_config, selection_metrics
 from tuner.attack import stopped_early
 
-TRIALS_TABLE = "trials.parquet"
-
 
 def trial_rows(analysis: ExperimentAnalysis) -> list[dict]:
     """The trials' own numbers are on their selection split (validation, or test where val_fraction = 0):

@@ -1,0 +1,377 @@
+"""The report's analysis: robustness rows -> one summary record (what summary.json holds, what summary.md and
+the figures render).
+
+Selection and reporting are kept apart: a configuration's seeds are aggregated (mean ± sample std), the Pareto
+set and each method's best configuration are chosen on the validation split, and the numbers shown for them
+are the test split's. Runs with val_fraction = 0 can only be selected on test, and the record says so.
+"""
+import math
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tuner.pareto import pareto_front
+from tuner.plots import method_order
+from tuner.run_dir import package_versions
+
+SPLITS = ("val", "test")
+
+SPLIT_METRICS = ("clean_acc", "asr", "noise_asr")
+
+DISTANCES = {  # column -> axis label
+    "weight_distance": "weight distance ‖θ − θ₀‖₂ (backbone)",
+    "feature_distance": "feature distance Σ_layers MSE to the pretrained model",
+}
+
+AGGREGATED = tuple(f"{split}_{metric}" for split in SPLITS for metric in SPLIT_METRICS) + tuple(DISTANCES)
+# Columns of robustness.parquet that are not part of the trial's config; the rest is the config, so a new config
+# key shows up in the report without a change here.
+RESULT_PREFIXES = ("val_", "test_", "attack_")
+
+PREFIXED_CONFIG_KEYS = frozenset({"val_fraction"})  # config keys that merely look like results
+
+RESULT_COLUMNS = frozenset({"run", "trial_id", "selection_split", "stopped_early", "weights_digest",
+                            "checkpoint_path", "evaluated_at", *DISTANCES})
+# Config values that say where or how fast a trial ran, not what it learnt: never a "key hyper-parameter".
+BOOKKEEPING_COLUMNS = frozenset({"data_root", "cache_dir", "num_workers", "eval_every", "checkpoint_every", "weights"})
+
+SHORT_NAMES = {
+    "lambda_feat": "λ_feat", "lambda_l2sp": "λ_l2sp", "weight_decay": "wd", "dropout_p": "p_drop",
+    "dropout": "DO", "swa": "SWA", "fraction": "frac", "momentum": "mom", "batch_size": "bs",
+}
+
+TRADEOFF_PARAMETERS = {  # swept parameter -> (axis label, log-scaled)
+    "lambda_feat": ("λ_feat (feature-distillation weight)", True),
+    "lambda_l2sp": ("λ_l2sp (L2-SP weight)", True),
+    "lr": ("learning rate", True),
+    "dropout_p": ("spatial-dropout rate p", False),
+    "weight_decay": ("weight decay", True),
+    "swa_every": ("SWA averaging interval (iterations)", False),
+    "fraction": ("fraction of the training data", False),
+}
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """Mean and sample standard deviation over a configuration's seeds (std NaN for one seed)."""
+
+    mean: float
+    std: float
+    n: int
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    """One configuration of one group (dataset, and attack when a report mixes attacks), over its seeds."""
+
+    group: str
+    method: str
+    label: str  # its key hyper-parameters
+    config: dict  # the config values its seeds share
+    seeds: list
+    trials: list[str]  # run/trial_id of each seed
+    stopped: bool  # a scheduler stopped at least one seed early: not the method's result
+    selection_split: str  # "val", or "test" when the sweep had no validation split
+    stats: dict[str, Statistic]
+    rows: list[dict]  # one per seed
+
+    def selected_on(self, metric: str) -> float:
+        """The number selection compares: the metric's mean on the selection split."""
+        return self.stats[f"{self.selection_split}_{metric}"].mean
+
+    def gap(self, metric: str) -> float:
+        """test − validation mean: how optimistic the number selection saw was."""
+        return self.stats[f"test_{metric}"].mean - self.stats[f"val_{metric}"].mean
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def as_number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def config_columns(rows: list[dict]) -> list[str]:
+    columns = dict.fromkeys(key for row in rows for key in row)
+    return [c for c in columns if c in PREFIXED_CONFIG_KEYS
+            or (c not in RESULT_COLUMNS and not c.startswith(RESULT_PREFIXES))]
+
+
+def attack_label(row: dict) -> str:
+    return f"{row.get('attack_preset')} B={row.get('attack_budget')} {row.get('attack_units')}"
+
+
+def grouped(rows: list[dict]) -> dict[str, list[dict]]:
+    """What a front or table column compares within: one dataset, and one attack when the report holds several
+    (ASRs under different attacks are not comparable)."""
+    several_attacks = len({attack_label(row) for row in rows}) > 1
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        group = f"{row['dataset']} · {attack_label(row)}" if several_attacks else str(row["dataset"])
+        groups.setdefault(group, []).append(row)
+    return dict(sorted(groups.items()))
+
+
+def key_hyper_parameters(rows: list[dict], columns: list[str]) -> dict[str, list[str]]:
+    """Per method, the config columns that vary among its rows (seed and bookkeeping aside)."""
+    candidates = [c for c in columns if c not in BOOKKEEPING_COLUMNS | {"method", "dataset", "seed"}]
+    varying = {}
+    for method in {row["method"] for row in rows}:
+        own = [row for row in rows if row["method"] == method]
+        varying[method] = [c for c in candidates if len({repr(row.get(c)) for row in own}) > 1]
+    return varying
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def hyper_parameter_label(row: dict, keys: list[str]) -> str:
+    return ", ".join(f"{SHORT_NAMES.get(k, k)}={format_value(row.get(k))}" for k in keys)
+
+
+def statistic(values: Iterable[Any]) -> Statistic:
+    present = [float(v) for v in values if not is_missing(v)]
+    if not present:
+        return Statistic(math.nan, math.nan, 0)
+    return Statistic(statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else math.nan,
+                     len(present))
+
+
+def aggregate(groups: dict[str, list[dict]], columns: list[str], keys: dict[str, list[str]]) -> list[ConfigResult]:
+    """The rows of each group collapsed to one result per configuration (every config value but the seed)."""
+    identity = [c for c in columns if c != "seed"]
+    results = []
+    for group, rows in groups.items():
+        configurations: dict[str, list[dict]] = {}
+        for row in rows:
+            configurations.setdefault(repr([row.get(c) for c in identity]), []).append(row)
+        for seeds in configurations.values():
+            first = seeds[0]
+            results.append(ConfigResult(
+                group=group, method=first["method"], label=hyper_parameter_label(first, keys[first["method"]]),
+                config={c: first.get(c) for c in identity}, seeds=[row.get("seed") for row in seeds],
+                trials=[f"{row['run']}/{row['trial_id']}" for row in seeds],
+                stopped=any(bool(row.get("stopped_early")) for row in seeds),
+                selection_split=str(first.get("selection_split") or "test"),
+                stats={column: statistic(row.get(column) for row in seeds) for column in AGGREGATED}, rows=seeds,
+            ))
+    return results
+
+
+def eligible(results: list[ConfigResult], include_stopped: bool) -> list[ConfigResult]:
+    """Results that stand for their method: trials a scheduler stopped early only when asked for."""
+    return [r for r in results if include_stopped or not r.stopped]
+
+
+def front_of(results: list[ConfigResult]) -> list[ConfigResult]:
+    """The Pareto-optimal configurations by their selection-split means, by ascending ASR."""
+    front = pareto_front([r.selected_on("clean_acc") for r in results], [r.selected_on("asr") for r in results])
+    return [results[i] for i in front]
+
+
+def best_configurations(results: list[ConfigResult]) -> dict[str, dict[str, ConfigResult]]:
+    """row label -> group -> the method's configuration with the best mean selection-split accuracy, rows in
+    the paper's method order (by backbone when it varies)."""
+    several_archs = len({str(r.config.get("arch")) for r in results}) > 1
+    table: dict[str, dict[str, ConfigResult]] = {}
+    for arch in sorted({str(r.config.get("arch")) for r in results}):
+        for method in method_order([r.method for r in results]):
+            label = f"{arch} {method}" if several_archs else method
+            for group in sorted({r.group for r in results}):
+                own = [r for r in results if r.method == method and str(r.config.get("arch")) == arch
+                       and r.group == group and not math.isnan(r.selected_on("clean_acc"))]
+                if own:
+                    table.setdefault(label, {})[group] = max(own, key=lambda r: r.selected_on("clean_acc"))
+    return table
+
+
+def best_per_column(table: dict[str, dict[str, ConfigResult]]) -> dict[tuple[str, str], float]:
+    """(group, metric) -> the best test mean among the table's cells: highest clean accuracy, lowest ASR."""
+    best: dict[tuple[str, str], float] = {}
+    for cells in table.values():
+        for group, result in cells.items():
+            for metric, better in (("clean_acc", max), ("asr", min)):
+                value = result.stats[f"test_{metric}"].mean
+                if not math.isnan(value):
+                    best[(group, metric)] = better(best.get((group, metric), value), value)
+    return best
+
+
+def pearson(xs: Iterable[Any], ys: Iterable[Any]) -> tuple[float | None, int]:
+    """Pearson r over the pairs where both values are present; None below 3 pairs or with a constant side."""
+    pairs = [(float(x), float(y)) for x, y in zip(xs, ys, strict=True) if not (is_missing(x) or is_missing(y))]
+    if len(pairs) < 3:
+        return None, len(pairs)
+    try:
+        return statistics.correlation([x for x, _ in pairs], [y for _, y in pairs]), len(pairs)
+    except statistics.StatisticsError:
+        return None, len(pairs)
+
+
+def swept_parameters(results: list[ConfigResult]) -> list[str]:
+    """Trade-off parameters that take at least two values within some method's results of one group."""
+    swept = []
+    for parameter in TRADEOFF_PARAMETERS:
+        values: dict[tuple[str, str], set] = {}
+        for r in results:
+            if not is_missing(r.config.get(parameter)):
+                values.setdefault((r.group, r.method), set()).add(float(r.config[parameter]))
+        if any(len(v) > 1 for v in values.values()):
+            swept.append(parameter)
+    return swept
+
+
+def distinct_records(rows: list[dict], columns: list[str]) -> list[dict]:
+    records = {repr([row.get(c) for c in columns]): {c: row.get(c) for c in columns} for row in rows}
+    return list(records.values())
+
+
+def json_safe(value: Any) -> Any:
+    """NaN becomes null so summary.json is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Analysis:
+    rows: list[dict]
+    results: list[ConfigResult]  # every configuration, early-stopped ones included
+    eligible: list[ConfigResult]  # those that stand for their method
+    fronts: dict[str, list[ConfigResult]]  # group -> Pareto-optimal configurations, chosen on validation
+    keys: dict[str, list[str]]  # method -> key hyper-parameters
+    table: dict[str, dict[str, ConfigResult]]
+    correlations: dict[str, tuple[float | None, int]]
+    swept: list[str]
+    nan_asr_rows: int
+    include_stopped: bool
+
+
+def analyse(rows: list[dict], include_stopped: bool = False) -> Analysis:
+    columns = config_columns(rows)
+    keys = key_hyper_parameters(rows, columns)
+    results = aggregate(grouped(rows), columns, keys)
+    chosen = eligible(results, include_stopped)
+    checkpoints = [row for result in chosen for row in result.rows]
+    return Analysis(
+        rows=rows, results=results, eligible=chosen,
+        fronts={group: front_of([r for r in chosen if r.group == group]) for group in sorted({r.group for r in results})},
+        keys=keys, table=best_configurations(chosen),
+        correlations={c: pearson((r.get(c) for r in checkpoints), (r.get("test_asr") for r in checkpoints))
+                      for c in DISTANCES},
+        swept=swept_parameters(chosen),
+        nan_asr_rows=sum(is_missing(row.get("test_asr")) for row in rows),
+        include_stopped=include_stopped,
+    )
+
+
+def selection_notes(analysis: Analysis) -> list[str]:
+    """What every number of the report was chosen on, and how many seeds stand behind it."""
+    notes = []
+    on_test = sorted({r.trials[0].split("/")[0] for r in analysis.results if r.selection_split == "test"})
+    if on_test:
+        notes.append(f"**Selection used the test split** in {', '.join(on_test)} (val_fraction = 0: no validation "
+                     "split): the test numbers of the configurations chosen there are optimistically biased.")
+    if len(on_test) < len({row["run"] for row in analysis.rows}):
+        fractions = sorted({format_value(r.config.get("val_fraction")) for r in analysis.results
+                            if r.selection_split == "val"})
+        notes.append(f"Selection: the Pareto set and each method's best configuration are chosen by validation "
+                     f"means (a stratified split of the training images, val_fraction = {', '.join(fractions)}); "
+                     "every number shown for them is a test-split mean. Validation numbers appear only to show the "
+                     "val → test gap.")
+    seeds = sorted({len(r.seeds) for r in analysis.results})
+    if seeds == [1]:
+        notes.append("Single seed: one run per configuration, so no spread is shown; differences of a few points "
+                     "may be noise (the counts behind each rate are in robustness.parquet).")
+    else:
+        notes.append(f"Seeds per configuration: {', '.join(map(str, seeds))}. Each number is the mean over the "
+                     "seeds ± their sample standard deviation; fronts and best configurations use the means.")
+    stopped = sum(r.stopped for r in analysis.results)
+    if stopped:
+        notes.append(f"{stopped} configuration(s) include trials a scheduler stopped early: "
+                     + ("counted as results (--include-stopped)." if analysis.include_stopped else
+                        "drawn hollow, left out of the fronts, tables and statistics."))
+    return notes
+
+
+def gap_summary(results: list[ConfigResult]) -> dict:
+    """test − validation over every configuration with both splits."""
+    summary = {}
+    for metric in ("clean_acc", "asr"):
+        gaps = [r.gap(metric) for r in results if r.selection_split == "val" and not math.isnan(r.gap(metric))]
+        summary[metric] = {"mean": statistics.fmean(gaps) if gaps else None,
+                           "max_abs": max(map(abs, gaps)) if gaps else None, "n": len(gaps)}
+    return summary
+
+
+def stat_record(stat: Statistic) -> dict:
+    return {"mean": stat.mean, "std": stat.std, "n": stat.n}
+
+
+def result_record(result: ConfigResult, keys: list[str]) -> dict:
+    """One configuration for summary.json: its identity, per-split statistics and the val → test gap."""
+    return {
+        "group": result.group, "method": result.method, "label": result.label,
+        "hyper_parameters": {k: result.config.get(k) for k in keys}, "trials": result.trials,
+        "seeds": result.seeds, "stopped_early": result.stopped, "selection_split": result.selection_split,
+        **{split: {metric: stat_record(result.stats[f"{split}_{metric}"]) for metric in SPLIT_METRICS}
+           for split in SPLITS},
+        "gap": {metric: result.gap(metric) for metric in ("clean_acc", "asr")},
+    }
+
+
+def trials_summary(trials: list[dict]) -> dict | None:
+    if not trials:
+        return None
+    return {
+        "count": len(trials),
+        "by_status": dict(sorted(Counter(str(t.get("status")) for t in trials).items())),
+        "wall_hours": sum(as_number(t.get("wall_s")) for t in trials if not is_missing(t.get("wall_s"))) / 3600,
+    }
+
+
+def summary_record(analysis: Analysis, trials: list[dict], sweeps: dict[str, Any], images: list[str]) -> dict:
+    """Everything the report says, as strict-JSON data: summary.json, and what summary.md is rendered from."""
+    rows = analysis.rows
+    columns = config_columns(rows)
+    attack_columns = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith("attack_")]
+    return json_safe({
+        "runs": sorted({row["run"] for row in rows}),
+        "evaluated_checkpoints": len(rows),
+        "configurations": len(analysis.results),
+        "nan_asr_rows": analysis.nan_asr_rows,
+        "selection": selection_notes(analysis),
+        "groups": list(analysis.fronts),
+        "pareto": {group: [result_record(r, analysis.keys[r.method]) for r in front]
+                   for group, front in analysis.fronts.items()},
+        "val_test_gap": gap_summary(analysis.eligible),
+        "results_table": {
+            "rows": {label: {group: result_record(r, analysis.keys[r.method]) for group, r in cells.items()}
+                     for label, cells in analysis.table.items()},
+            "best": [{"group": g, "metric": m, "mean": v} for (g, m), v in best_per_column(analysis.table).items()],
+        },
+        "correlations": {c: {"pearson_r": r, "n": n} for c, (r, n) in analysis.correlations.items()},
+        "key_hyper_parameters": analysis.keys,
+        "swept_parameters": analysis.swept,
+        "fixed_configuration": {c: rows[0].get(c) for c in columns if len({repr(row.get(c)) for row in rows}) == 1},
+        "attacks": distinct_records(rows, attack_columns),
+        "pretrained_weights": distinct_records(rows, ["arch", "weights", "weights_digest"]),
+        "trials": trials_summary(trials),
+        "sweeps": sweeps,
+        "packages": package_versions(),
+        "images": images,
+    })

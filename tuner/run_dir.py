@@ -1,0 +1,131 @@
+"""A sweep's run directory, local or remote: its file names, and how every command reads and writes them.
+
+RUN_DIR = STORAGE/NAME is where Ray Tune keeps the experiment; beside it the commands write
+`sweep.json` (the sweep's settings), `trials.parquet` (one row per trial), `robustness.parquet` (one row per
+attacked checkpoint) and `report/`. A location is an absolute local path or a URI (s3://, gs://), read and
+written through pyarrow's filesystems; every write is atomic, so a crash never leaves a half-written file.
+"""
+import importlib.metadata
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs
+import pyarrow.parquet as pq
+
+from trainables.errors import UserError
+
+SWEEP_RECORD = "sweep.json"
+TRIALS_TABLE = "trials.parquet"
+ROBUSTNESS_TABLE = "robustness.parquet"
+REPORT_FOLDER = "report"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MARKDOWN = "summary.md"
+VERSIONED_PACKAGES = ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow")
+
+
+def is_uri(location: str | Path) -> bool:
+    return "://" in str(location)
+
+
+def location(path_or_uri: str | Path) -> str:
+    """An absolute local path or a checked URI, as Ray and pyarrow take them."""
+    text = str(path_or_uri)
+    if not is_uri(text):
+        return str(Path(text).expanduser().resolve())
+    try:
+        pyarrow.fs.FileSystem.from_uri(text)
+    except (pa.ArrowInvalid, ValueError) as error:
+        raise UserError(f"{text!r} is not a usable URI: {error}") from None
+    return text.rstrip("/")
+
+
+def join(run_dir: str, name: str) -> str:
+    """`name` inside `run_dir`, keeping a URI's query (e.g. ?endpoint_override=...) at the end."""
+    base, separator, query = str(run_dir).partition("?")
+    return f"{base.rstrip('/')}/{name}{separator}{query}"
+
+
+def run_name(run_dir: str) -> str:
+    return str(run_dir).partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def _filesystem(where: str | Path) -> tuple[pyarrow.fs.FileSystem, str]:
+    where = str(where)
+    return pyarrow.fs.FileSystem.from_uri(where) if is_uri(where) else (pyarrow.fs.LocalFileSystem(), where)
+
+
+def is_directory(where: str) -> bool:
+    filesystem, path = _filesystem(where)
+    return filesystem.get_file_info(path).type == pyarrow.fs.FileType.Directory
+
+
+def _write_atomically(where: str, payload: bytes) -> None:
+    filesystem, path = _filesystem(where)
+    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with filesystem.open_output_stream(path + ".partial") as stream:
+        stream.write(payload)
+    filesystem.move(path + ".partial", path)  # a rename on local disks: readers see the old file or the new one
+
+
+def write_json(record: dict, where: str) -> None:
+    _write_atomically(where, (json.dumps(record, indent=2, default=str, allow_nan=False) + "\n").encode())
+
+
+def read_json(where: str) -> Any | None:
+    """The file's JSON, None when there is no such file."""
+    filesystem, path = _filesystem(where)
+    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return None
+    with filesystem.open_input_stream(path) as stream:
+        try:
+            return json.loads(stream.read())
+        except json.JSONDecodeError as error:
+            raise UserError(f"{where} is not valid JSON: {error}") from None
+
+
+def write_rows(rows: list[dict], where: str) -> None:
+    """Replace `where` with `rows` (the union of their keys as columns, None where a row lacks one)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist([{key: row.get(key) for key in columns} for row in rows]), sink)
+    _write_atomically(where, sink.getvalue().to_pybytes())
+
+
+def read_rows(where: str) -> list[dict]:
+    """The table's rows, [] when there is no such file."""
+    filesystem, path = _filesystem(where)
+    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return []
+    return pq.read_table(path, filesystem=filesystem).to_pylist()
+
+
+def publish_folder(local: Path, where: str) -> None:
+    """Copy a local folder's files to `where` (a URI), replacing what is there under the same names."""
+    filesystem, path = _filesystem(where)
+    filesystem.create_dir(path, recursive=True)
+    for file in sorted(local.iterdir()):
+        _write_atomically(join(where, file.name), file.read_bytes())
+
+
+def local_staging() -> Path:
+    """A fresh local folder for output headed to a URI (matplotlib and markdown write local files)."""
+    return Path(tempfile.mkdtemp(prefix="renotune-"))
+
+
+def discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def package_versions() -> dict[str, str | None]:
+    """The versions of the packages a run's numbers depend on; None for one that is not installed."""
+    versions: dict[str, str | None] = {}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
