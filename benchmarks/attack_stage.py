@@ -24,6 +24,27 @@ from trainables.source import source_cache_file, source_recipe
 from trainables.trial import prepare_run
 
 
+def checkpoint_folders(config, device: torch.device, scratch: Path) -> list[Path]:
+    """A short fine-tuning run, a checkpoint folder per report."""
+    run = prepare_run(config, device)  # pretrains the default source model if it is not cached
+    directories = []
+    for index, _ in enumerate(run.reports()):
+        directories.append(scratch / f"checkpoint_{index:03d}")
+        directories[-1].mkdir()
+        save_checkpoint(run, directories[-1])
+    return directories
+
+
+def fresh_cache_with_source(config, scratch: Path) -> Path:
+    """A fresh cache holding only a copy of the source model, so the set is really crafted."""
+    source_file = source_cache_file(source_recipe(config.arch, config.source_images, config.source_iters),
+                                    config.cache_dir)
+    fresh = scratch / "cache"
+    (fresh / "sources").mkdir(parents=True)
+    shutil.copy(source_file, fresh / "sources" / source_file.name)
+    return fresh
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=int, default=20)
@@ -34,21 +55,9 @@ def main() -> None:
     device = torch.device(args.device)
 
     with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
         config = resolve_config({"method": "finetune", "iters": 10 * args.checkpoints, "eval_every": 10})
-        run = prepare_run(config, device)  # pretrains the default source model if it is not cached
-        directories = []
-        for index, _ in enumerate(run.reports()):
-            directories.append(scratch / f"checkpoint_{index:03d}")
-            directories[-1].mkdir()
-            save_checkpoint(run, directories[-1])
-
-        # A fresh cache holding only a copy of the source model, so the set is really crafted.
-        source_file = source_cache_file(source_recipe(config.arch, config.source_images, config.source_iters),
-                                        config.cache_dir)
-        fresh = scratch / "cache"
-        (fresh / "sources").mkdir(parents=True)
-        shutil.copy(source_file, fresh / "sources" / source_file.name)
+        directories = checkpoint_folders(config, device, Path(scratch))
+        fresh = fresh_cache_with_source(config, Path(scratch))
         spec = AdversarialSetSpec.from_trial(replace(config, cache_dir=str(fresh)), attack_config("embedded"), "test")
         started = time.perf_counter()
         crafted = adversarial_set(spec, device)

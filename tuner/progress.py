@@ -4,13 +4,11 @@ from ray.tune.experiment import Trial
 
 from trainables.config import selection_metrics
 from tuner.attack import stopped_early
-
-KEY_PARAMETERS = ("method", "lambda_feat", "lambda_l2sp", "lr", "momentum", "weight_decay", "dropout", "swa",
-                  "dropout_p", "swa_every", "seed")
+from tuner.hyper_parameters import HYPER_PARAMETERS
 
 
 def describe(config: dict, swept: set[str]) -> str:
-    return " ".join(f"{key}={config[key]}" for key in KEY_PARAMETERS if key in swept and key in config)
+    return " ".join(f"{key}={config[key]}" for key in HYPER_PARAMETERS if key in swept and key in config)
 
 
 class ProgressCallback(Callback):

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tuner.hyper_parameters import TRADEOFF_PARAMETERS, short_name
 from tuner.pareto import pareto_front
 from tuner.plots import method_order
 from tuner.run_dir import package_versions
@@ -36,22 +37,6 @@ RESULT_COLUMNS = frozenset({"run", "trial_id", "selection_split", "stopped_early
                             "checkpoint_path", "evaluated_at", *DISTANCES})
 # Config values that say where or how fast a trial ran, not what it learnt: never a "key hyper-parameter".
 BOOKKEEPING_COLUMNS = frozenset({"data_root", "cache_dir", "num_workers", "eval_every", "checkpoint_every", "weights"})
-
-SHORT_NAMES = {
-    "lambda_feat": "λ_feat", "lambda_l2sp": "λ_l2sp", "weight_decay": "wd", "dropout_p": "p_drop",
-    "dropout": "DO", "swa": "SWA", "fraction": "frac", "momentum": "mom", "batch_size": "bs",
-}
-
-TRADEOFF_PARAMETERS = {  # swept parameter -> (axis label, log-scaled)
-    "lambda_feat": ("λ_feat (feature-distillation weight)", True),
-    "lambda_l2sp": ("λ_l2sp (L2-SP weight)", True),
-    "lr": ("learning rate", True),
-    "dropout_p": ("spatial-dropout rate p", False),
-    "weight_decay": ("weight decay", True),
-    "swa_every": ("SWA averaging interval (iterations)", False),
-    "fraction": ("fraction of the training data", False),
-}
-
 
 @dataclass(frozen=True)
 class Statistic:
@@ -136,7 +121,7 @@ def format_value(value: Any) -> str:
 
 
 def hyper_parameter_label(row: dict, keys: list[str]) -> str:
-    return ", ".join(f"{SHORT_NAMES.get(k, k)}={format_value(row.get(k))}" for k in keys)
+    return ", ".join(f"{short_name(k)}={format_value(row.get(k))}" for k in keys)
 
 
 def statistic(values: Iterable[Any]) -> Statistic:

@@ -4,9 +4,10 @@ import json
 import math
 from pathlib import Path
 
+from tuner.hyper_parameters import HYPER_PARAMETERS
 from tuner.plots import (DistancePanel, ParetoPanel, Point, Spread, TradeoffSeries, distance_plot, method_order,
                          pareto_plot, tradeoff_plot)
-from tuner.report_analysis import (DISTANCES, TRADEOFF_PARAMETERS, Analysis, ConfigResult, format_value, is_missing,
+from tuner.report_analysis import (DISTANCES, Analysis, ConfigResult, format_value, is_missing,
                                    statistic)
 from tuner.run_dir import SWEEP_RECORD
 
@@ -70,7 +71,7 @@ def _spread(results_at: dict[float, list[ConfigResult]], column: str) -> Spread:
 
 def axis_scale(parameter: str, series: list[TradeoffSeries]) -> str:
     """Log for the parameters swept over decades; symlog when such a sweep includes 0."""
-    if not TRADEOFF_PARAMETERS[parameter][1]:
+    if not HYPER_PARAMETERS[parameter].log_scale:
         return "linear"
     values = [x for s in series for x in s.x]
     if all(x > 0 for x in values):
@@ -85,7 +86,7 @@ def draw_figures(analysis: Analysis, out: Path) -> list[str]:
     for parameter in analysis.swept:
         series = tradeoff_series(analysis.eligible, parameter)
         images.append(f"tradeoff_{parameter}.png")
-        tradeoff_plot(series, TRADEOFF_PARAMETERS[parameter][0], axis_scale(parameter, series), out / images[-1])
+        tradeoff_plot(series, HYPER_PARAMETERS[parameter].axis, axis_scale(parameter, series), out / images[-1])
     images.append("distance_vs_asr.png")
     distance_plot(distance_panels(analysis), out / images[-1])
     return images

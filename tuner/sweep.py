@@ -272,36 +272,82 @@ def new_tuner(args: argparse.Namespace, planned: Plan, storage: str, trainable) 
     )
 
 
-def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> str:
-    """One sweep (resumed when args.resume); returns its run directory once every trial ended."""
-    space, name, expected_trials = planned.space, planned.name, planned.expected_trials
-    run_dir = join(storage, name)
-    warm_up_sources(args, planned.configs)
+def sweep_trainable(args: argparse.Namespace, planned: Plan):
+    """The trainable with this sweep's resources (and, for optuna-mo, its adversarial sets)."""
     trainable = transfer_trainable
     if args.search == "optuna-mo":
         trainable = tune.with_parameters(transfer_trainable, adversarial_sets=selection_sets(args, planned))
-    resources = tune.with_resources(trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
-    if args.resume:
-        tuner = tune.Tuner.restore(run_dir, trainable=resources, resume_unfinished=True, resume_errored=True)
-    else:
-        tuner = new_tuner(args, planned, storage, resources)
-        write_json(sweep_record(args, space.name, run_dir) | extra, join(run_dir, SWEEP_RECORD))
-    started = time.time()
-    print(f"sweep {name}: space {space.name} ({space.description}); {args.search} search, {args.scheduler} "
-          f"scheduler; results in {run_dir}", flush=True)
-    results = tuner.fit()
-    print(f"trials done in {time.time() - started:.0f} s: {len(results)} trials, {results.num_errors} failed")
+    return tune.with_resources(trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
 
+
+def sweep_tuner(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> tune.Tuner:
+    """A new Tuner (its sweep.json written), or the interrupted one restored."""
+    run_dir, trainable = join(storage, planned.name), sweep_trainable(args, planned)
+    if args.resume:
+        return tune.Tuner.restore(run_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    tuner = new_tuner(args, planned, storage, trainable)
+    write_json(sweep_record(args, planned.space.name, run_dir) | extra, join(run_dir, SWEEP_RECORD))
+    return tuner
+
+
+def collect_trials(args: argparse.Namespace, planned: Plan, storage: str) -> str:
+    """trials.parquet from the experiment state; exits 130 with the command that continues an interrupted
+    sweep. Returns the run directory."""
+    run_dir = join(storage, planned.name)
     analysis = ExperimentAnalysis(run_dir)
     write_rows(trial_rows(analysis), join(run_dir, TRIALS_TABLE))
     print(f"trials table: {join(run_dir, TRIALS_TABLE)}")
-    waiting = len(unfinished(analysis)) + max(0, expected_trials - len(analysis.trials))
+    waiting = len(unfinished(analysis)) + max(0, planned.expected_trials - len(analysis.trials))
     if waiting:
-        again = f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {name}"
-        print(f"interrupted with {waiting} of {expected_trials} trials unfinished; continue with: "
+        again = f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {planned.name}"
+        print(f"interrupted with {waiting} of {planned.expected_trials} trials unfinished; continue with: "
               f"python -m tuner.sweep {again} --storage {storage}", file=sys.stderr)
         raise SystemExit(130)
     return run_dir
+
+
+def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> str:
+    """One sweep (resumed when args.resume); returns its run directory once every trial ended."""
+    warm_up_sources(args, planned.configs)
+    tuner = sweep_tuner(args, planned, storage, extra)
+    started = time.time()
+    print(f"sweep {planned.name}: space {planned.space.name} ({planned.space.description}); {args.search} search, "
+          f"{args.scheduler} scheduler; results in {join(storage, planned.name)}", flush=True)
+    results = tuner.fit()
+    print(f"trials done in {time.time() - started:.0f} s: {len(results)} trials, {results.num_errors} failed")
+    return collect_trials(args, planned, storage)
+
+
+def sweep_parts(args: argparse.Namespace) -> list[tuple[SearchSpace, str]]:
+    """(space, run name) per sweep to run: the space, or each part of the recipe."""
+    if args.recipe:
+        recipe = get_recipe(args.recipe)
+        name = args.name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        # A recipe's parts are sweeps of their own; running the recipe again continues the unfinished ones.
+        return [(part, f"{name}-{part.name}") for part in recipe.parts]
+    try:
+        space = get_space(args.space)
+    except SpaceError as error:
+        raise UserError(str(error)) from None
+    return [(space, args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")]
+
+
+def start_ray(args: argparse.Namespace) -> None:
+    if args.address:
+        ray.init(address=args.address, configure_logging=False, log_to_driver=False)
+    else:
+        ray.init(address="local", num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
+                 configure_logging=False, log_to_driver=False)
+
+
+def attack_and_report(args: argparse.Namespace, run_dirs: list[str]) -> None:
+    for run_dir in run_dirs:
+        run_attack_stage(run_dir, args.select, args.top_k, final_stage_preset(args),
+                         include_stopped=args.include_stopped)
+        print(f"robustness table: {join(run_dir, ROBUSTNESS_TABLE)}")
+    report, summary = build_report(run_dirs, recipe=args.recipe, include_stopped=args.include_stopped)
+    print("\n".join(front_digest(summary)))
+    print(f"report: {report}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -312,39 +358,16 @@ def main(argv: list[str] | None = None) -> None:
     storage = location(args.storage)
     if args.resume:
         args = resumed_args(args, join(storage, args.name))
-    if args.recipe:
-        recipe = get_recipe(args.recipe)
-        name = args.name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        # A recipe's parts are sweeps of their own; running the recipe again continues the unfinished ones.
-        parts = [(part, f"{name}-{part.name}") for part in recipe.parts]
-    else:
-        try:
-            space = get_space(args.space)
-        except SpaceError as error:
-            raise UserError(str(error)) from None
-        parts = [(space, args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")]
-    plans = [plan(args, space, name) for space, name in parts]
-
-    if args.address:
-        ray.init(address=args.address, configure_logging=False, log_to_driver=False)
-    else:
-        ray.init(address="local", num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
-                 configure_logging=False, log_to_driver=False)
+    plans = [plan(args, space, name) for space, name in sweep_parts(args)]
+    start_ray(args)
     run_dirs = []
     for planned in plans:
         part_args = args
         if args.recipe and read_json(join(join(storage, planned.name), SWEEP_RECORD)) is not None:
             part_args = argparse.Namespace(**{**vars(args), "resume": True})
         run_dirs.append(run_trials(part_args, planned, storage, {"recipe": args.recipe} if args.recipe else {}))
-    if args.no_attack:
-        return
-    for run_dir in run_dirs:
-        run_attack_stage(run_dir, args.select, args.top_k, final_stage_preset(args),
-                         include_stopped=args.include_stopped)
-        print(f"robustness table: {join(run_dir, ROBUSTNESS_TABLE)}")
-    report, summary = build_report(run_dirs, recipe=args.recipe, include_stopped=args.include_stopped)
-    print("\n".join(front_digest(summary)))
-    print(f"report: {report}")
+    if not args.no_attack:
+        attack_and_report(args, run_dirs)
 
 
 if __name__ == "__main__":
