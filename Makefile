@@ -2,8 +2,11 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# tests/test_report_html.py opens the report in headless Chromium driven by chromedriver (Debian's packages).
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: demo test
+.PHONY: demo test browser
 
 $(INSTALLED): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -13,5 +16,19 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(PYTHON) -m tuner.sweep --space lambda_feat_quick
 
-test: $(INSTALLED)
+# Installs Debian's chromium and chromium-driver when either is missing. Never fails the test run: without apt-get,
+# or without the rights to use it (root, or sudo without a password), the browser test skips and says why.
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: no apt-get to install chromium chromium-driver; the browser test will be skipped"; exit 0; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then as_root=""; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as_root="sudo -n"; \
+	else echo "browser: apt-get needs root (or sudo without a password); the browser test will be skipped"; exit 0; fi; \
+	echo "browser: installing chromium chromium-driver with apt-get"; \
+	$$as_root apt-get update -qq && $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		chromium-driver || echo "browser: apt-get could not install chromium chromium-driver; the browser test" \
+		"will be skipped"
+
+test: $(INSTALLED) browser
 	$(PYTHON) -m pytest

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
-from trainables.attack import attack_config
+from trainables.attack_presets import attack_config
 from trainables.checkpoint import save_checkpoint
 from trainables.config import resolve_config
 from trainables.robustness import distance_metrics, load_evaluation_model, split_metrics

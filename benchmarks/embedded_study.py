@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from trainables.attack import PenultimateAttack, attack_config, uniform_noise
+from trainables.attack import PenultimateAttack, uniform_noise
+from trainables.attack_presets import attack_config
 from trainables.config import resolve_config
 from trainables.data.registry import NOVEL_TEXTURE_SET, NOVEL_TRAIN_PER_CLASS, novel_shapes_task
 from trainables.data.synthetic import NOVEL_SHAPES

@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/oversubscription.py [--method finetune] [--iters 300] [--cpus 1]
 
-Each process is a real `python -m tuner.train` (its own local Ray, one trial with `--cpus` CPUs, so torch runs
+Each process is a real `python -m tuner.train` (its own local Ray, one trial with `--cpus-per-trial` CPUs, so torch runs
 `--cpus` threads in it) into a throw-away storage folder. The figure is the trial's own training time as Ray
 Tune records it (`time_total_s`), so Ray's start-up is not counted.
 """
@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def start(method: str, iters: int, cpus: int, storage: Path, name: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tuner.train", "--method", method, "--iters", str(iters), "--cpus", str(cpus),
-               "--storage", str(storage), "--name", name]
+    command = [sys.executable, "-m", "tuner.train", "--method", method, "--iters", str(iters),
+               "--cpus-per-trial", str(cpus), "--storage", str(storage), "--name", name]
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -1,4 +1,5 @@
-"""Tiny copies of the five official dataset archive layouts, built in a temporary folder for tests.
+"""Tiny copies of the five official dataset archive layouts and of an image folder, built in a temporary
+folder for tests.
 
 Each class has a different number of train images, so per-class balance checks mean something.
 """
@@ -139,3 +140,24 @@ def make_flower(root: Path) -> FakeLayout:
 
 
 MAKERS = {"dog": make_dog, "bird": make_bird, "action": make_action, "indoor": make_indoor, "flower": make_flower}
+
+
+def make_imagefolder(root: Path) -> FakeLayout:
+    """torchvision's ImageFolder layout: root/{train,test}/<class>/<image>, in several formats and a nested folder,
+    beside files that are not images; test/ lacks one of train/'s classes. `index_file` is test/."""
+    classes = ["cat", "dog", "zebra"]  # labels follow the sorted folder names
+    train_per_class = [6, 4, 5]
+    test_per_class = {"cat": 2, "zebra": 3}
+    suffixes = (".jpg", ".png", ".JPEG")
+    known: dict[Path, int] = {}
+    for split, per_class in (("train", dict(zip(classes, train_per_class))), ("test", test_per_class)):
+        for name, count in per_class.items():
+            label = classes.index(name)
+            for number in range(count):
+                folder = root / split / name / ("nested" if number == 1 else "")
+                path = folder / f"{split}_{number}{suffixes[number % len(suffixes)]}"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (12, 10), color=(40 * label, 90, 200)).save(path)
+                known[path] = label
+            (root / split / name / "notes.txt").write_text("not an image")
+    return FakeLayout(root, classes, train_per_class, sum(test_per_class.values()), known, root / "test")

@@ -9,7 +9,7 @@ import ray
 from ray import tune
 from ray.tune import Checkpoint
 
-import tuner.attack as stage
+import tuner.attack_stage as stage
 from tests.conftest import tiny_config
 from trainables.config import resolve_config
 from trainables.trainable import transfer_trainable

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.layouts import FakeLayout, make_bird, make_indoor
+from tests.layouts import FakeLayout, make_bird, make_imagefolder, make_indoor
 from tuner.cli import run_cli
 from tuner.data import main
 
@@ -28,7 +28,9 @@ class CliRun:
 class CliRuns:
     bird: FakeLayout
     indoor: FakeLayout
+    imagefolder: FakeLayout
     missing_image: Path
+    missing_test_folder: Path
     runs: dict[str, CliRun]
 
 
@@ -52,14 +54,19 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> CliRuns:
     broken = make_indoor(tmp_path_factory.mktemp("broken"))
     missing_image = sorted(broken.known)[-1]
     missing_image.unlink()
+    imagefolder = make_imagefolder(tmp_path_factory.mktemp("imagefolder"))
+    no_test = make_imagefolder(tmp_path_factory.mktemp("no_test"))
+    no_test.index_file.rename(no_test.root / "test_elsewhere")
     runs = run_data_cli_in_parallel({
         "bird": ["--dataset", "bird", "--data-root", str(bird.root)],
         "bird_no_val": ["--dataset", "bird", "--data-root", str(bird.root), "--val-fraction", "0"],
         "indoor_half": ["--dataset", "indoor", "--data-root", str(indoor.root), "--fraction", "0.5", "--seed", "1"],
         "broken": ["--dataset", "indoor", "--data-root", str(broken.root)],
         "unknown": ["--dataset", "cars"],
+        "imagefolder": ["--dataset", "imagefolder", "--data-root", str(imagefolder.root), "--val-fraction", "0.25"],
+        "imagefolder_no_test": ["--dataset", "imagefolder", "--data-root", str(no_test.root)],
     })
-    return CliRuns(bird, indoor, missing_image, runs)
+    return CliRuns(bird, indoor, imagefolder, missing_image, no_test.index_file, runs)
 
 
 def one_error_line(run: CliRun) -> str:
@@ -105,6 +112,18 @@ def test_fraction_subsamples_each_class_of_the_train_split(cli: CliRuns) -> None
 
 def test_a_broken_layout_names_the_missing_file(cli: CliRuns) -> None:
     assert str(cli.missing_image) in one_error_line(cli.runs["broken"])
+
+
+def test_an_image_folder_is_counted_like_a_paper_dataset(cli: CliRuns) -> None:
+    run = cli.runs["imagefolder"]
+    assert run.returncode == 0, run.stderr
+    val = sum(held_out(cli.imagefolder.train_per_class, 0.25))
+    assert json.loads(run.stdout) == {"dataset": "imagefolder", "classes": 3, "train": cli.imagefolder.train_count - val,
+                                      "val": val, "test": cli.imagefolder.test_count}
+
+
+def test_an_image_folder_without_test_names_the_missing_folder(cli: CliRuns) -> None:
+    assert f"missing folder {cli.missing_test_folder};" in one_error_line(cli.runs["imagefolder_no_test"])
 
 
 def test_an_unknown_dataset_is_named(cli: CliRuns) -> None:

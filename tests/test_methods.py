@@ -100,13 +100,13 @@ def test_training_loss_is_cross_entropy_plus_the_methods_regulariser(method):
     torch.manual_seed(1)
     run.step(images, labels)
     window = run._window
-    weight = getattr(config, spec.regularizer.weight_key) if spec.regularizer else 0.0
+    weight = getattr(config, spec.regularizer_class.weight_key) if spec.regularizer else 0.0
     assert window["loss"] - window["cross_entropy"] - weight * window["penalty"] == pytest.approx(head_term, rel=1e-4)
     if spec.regularizer is None:
         assert window["penalty"] == 0.0 and run.regularizer is None
     elif not spec.adversarial:  # adversarial training doubles the batch with PGD examples: checked on the others
         assert window["penalty"] == pytest.approx(by_hand_penalty(run, student, images), rel=1e-4)
-    assert (spec.regularizer in (FeatureDistillation, AttentiveFeatureDistillation)) == (weight == 2.0)
+    assert (spec.regularizer_class in (FeatureDistillation, AttentiveFeatureDistillation)) == (weight == 2.0)
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)

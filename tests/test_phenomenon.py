@@ -13,7 +13,7 @@ import torch
 from ray import tune
 
 from trainables.trainable import transfer_trainable
-from tuner.attack import run_attack_stage
+from tuner.attack_stage import run_attack_stage
 
 METHODS = ("linear", "finetune", "retrain", "renofeation")
 SEEDS = (0, 1, 2)

@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from tests.layouts import MAKERS
-from trainables.data.registry import PAPER_DATASETS
+from trainables.data.names import PAPER_DATASETS
 
 
 def test_table2_recipe_runs_on_every_paper_dataset(tmp_path):

@@ -14,7 +14,7 @@ from tuner.recipes import ARCHS, RECIPES, get_recipe
 from tuner.paper_comparison import paper_comparison
 from tuner.run_dir import write_rows
 from tuner.spaces import param_space
-from tuner.sweep import trial_configs
+from tuner.sweep_plan import trial_configs
 
 EXPECTED_TRIALS = {"table2": 25, "table4": 60, "table5": 30, "table6": 20, "fig3": 60, "fig4": 105}
 

@@ -2,19 +2,29 @@
 import json
 import math
 import random
+import re
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+from statistics import NormalDist
 
 import pytest
 from PIL import Image
 
-from tuner import plots
-from tuner.pareto import pareto_front
+from trainables.data.registry import build_transfer_data
 from trainables.methods import METHODS
-from tuner.plots import DPI, FIGSIZE, FALLBACK_COLOURS, method_colour
-from tuner.report import build_report
+from tuner import plots
+from tuner.chance_level import DATASET_CLASSES
+from tuner.cli import run_cli
+from tuner.pareto import pareto_front
+from tuner.pareto_figure import pareto_figure
+from tuner.plots import DPI, FIGSIZE, FALLBACK_COLOURS, distance_figure, method_colour
+from tuner.report_build import build_report
+from tuner.report import main as report_main
+from tuner.report_analysis import analyse
+from tuner.report_figures import distance_panels, pareto_panels, tradeoff_series
+from tuner.report_statistics import wilson_interval
 from tuner.run_dir import read_rows, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,10 +61,12 @@ def trial_config(method: str, dataset: str, seed: int, **overrides) -> dict:
 
 def split_columns(split: str, clean: float, asr: float, images: int, rng: random.Random) -> dict:
     clean_correct = round(images * clean / 100)
+    noise_fooled = round(clean_correct * rng.uniform(0.0, 2.0) / 100)
     return {f"{split}_clean_acc": clean, f"{split}_adv_acc": clean * (1 - asr / 100) if asr == asr else 0.0,
             f"{split}_asr": asr, f"{split}_clean_correct": clean_correct,
             f"{split}_fooled": 0 if asr != asr else round(clean_correct * asr / 100), f"{split}_images": images,
-            f"{split}_noise_asr": rng.uniform(0.0, 2.0), f"{split}_noise_fooled": 3, f"{split}_attack_key": split}
+            f"{split}_noise_asr": 100 * noise_fooled / clean_correct if clean_correct else math.nan,
+            f"{split}_noise_fooled": noise_fooled, f"{split}_attack_key": split}
 
 
 def robustness_row(trial_id: str, config: dict, val: tuple[float, float], test: tuple[float, float],
@@ -260,10 +272,17 @@ def test_selection_on_test_and_a_single_seed_are_said(tmp_path):
     rows = [robustness_row(f"t{value}", trial_config("delta", "digits", 0, val_fraction=0.0, lambda_feat=value),
                            (math.nan, math.nan), (90.0 + value, 50.0 - value), rng) for value in (1.0, 2.0, 3.0)]
     write_rows(rows, run / "robustness.parquet")
-    markdown = (report_at([run]) / "summary.md").read_text()
+    out = report_at([run])
+    markdown = (out / "summary.md").read_text()
     assert "**Selection used the test split** in no_validation" in markdown
-    assert "Single seed" in markdown and " ± " not in markdown.split("## Configuration")[0]
+    assert "Single seed" in markdown and not re.search(r"\d ± \d", markdown.split("## Configuration")[0])
     assert "No configuration has a validation split" in markdown
+    cells = {row["trial_id"]: row for row in rows}
+    best = cells[max(cells, key=lambda t: cells[t]["test_clean_acc"])]
+    assert f"| delta | test clean (%) | **{best['test_clean_acc']:.2f}** (n=1) |" in markdown
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(e["test"]["clean_acc"]["std"] is None and e["test"]["clean_acc"]["n"] == 1
+               for e in summary["pareto"]["digits"])
 
 
 def test_key_hyper_parameters_are_those_varying_within_a_method(report):
@@ -274,17 +293,63 @@ def test_key_hyper_parameters_are_those_varying_within_a_method(report):
     assert labels and all(label.startswith(("λ_feat=", "λ_l2sp=")) for label in labels)
 
 
-def test_correlations_match_a_direct_computation(report, run_dir):
+def pearson_r(xs: list[float], ys: list[float]) -> float:
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+    return covariance / math.sqrt(sum((x - mean_x) ** 2 for x in xs) * sum((y - mean_y) ** 2 for y in ys))
+
+
+def ranks(values: list[float]) -> list[float]:
+    """1-based ranks, ties sharing their average rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    result = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for position in range(start, end + 1):
+            result[order[position]] = (start + end) / 2 + 1
+        start = end + 1
+    return result
+
+
+def test_correlations_are_pooled_and_per_method_pearson_and_spearman(report, run_dir):
     rows = [r for r in read_rows(run_dir / "robustness.parquet")
             if not math.isnan(r["test_asr"]) and not r["stopped_early"]]
     summary = json.loads((report / "summary.json").read_text())
+    markdown = (report / "summary.md").read_text()
     for column in ("weight_distance", "feature_distance"):
         xs, ys = [r[column] for r in rows], [r["test_asr"] for r in rows]
-        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-        covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
-        r = covariance / math.sqrt(sum((x - mean_x) ** 2 for x in xs) * sum((y - mean_y) ** 2 for y in ys))
-        assert summary["correlations"][column] == {"pearson_r": pytest.approx(r), "n": len(rows)}
-    assert summary["correlations"]["feature_distance"]["pearson_r"] < -0.9
+        pooled = summary["correlations"][column]["pooled"]
+        assert pooled == {"pearson_r": pytest.approx(pearson_r(xs, ys)),
+                          "spearman_rho": pytest.approx(pearson_r(ranks(xs), ranks(ys))), "n": len(rows)}
+        by_method = summary["correlations"][column]["by_method"]
+        assert set(by_method) == {f"{m} · {d}" for m in SYNTHETIC_METHODS for d in DATASETS}
+        for method in SYNTHETIC_METHODS:
+            for dataset in DATASETS:
+                own = [r for r in rows if r["method"] == method and r["dataset"] == dataset]
+                xs, ys = [r[column] for r in own], [r["test_asr"] for r in own]
+                expected = pearson_r(ranks(xs), ranks(ys))
+                assert by_method[f"{method} · {dataset}"] == {
+                    "pearson_r": pytest.approx(pearson_r(xs, ys)), "spearman_rho": pytest.approx(expected),
+                    "n": len(own)}
+                assert f"| {column} | {method} · {dataset} | {len(own)} | {expected:+.3f} |" in markdown
+    assert summary["correlations"]["feature_distance"]["pooled"]["pearson_r"] < -0.9  # planted: distance = 5 − ASR/25
+
+
+def test_the_distance_figure_shows_each_methods_correlation(run_dir):
+    analysis = analyse([row | {"run": "r"} for row in read_rows(run_dir / "robustness.parquet")])
+    figure = distance_figure(distance_panels(analysis))
+    for ax, column in zip(figure.axes, ("weight_distance", "feature_distance")):
+        lines = [t.get_text() for t in ax.texts if t.get_gid() == "method-correlation"]
+        expected = analysis.correlations[column]
+        assert len(lines) == len(expected) - 1  # one per method and dataset, the pooled one is the title
+        assert f"{expected['all'].spearman_rho:+.2f}" in ax.get_title()
+        for line, key in zip(lines, [k for k in expected if k != "all"]):
+            method, _, dataset = key.partition(" · ")
+            assert line.startswith(f"{METHODS[method].title} · {dataset}: Spearman ρ = "
+                                   f"{expected[key].spearman_rho:+.2f}")
 
 
 def test_method_colours_are_fixed_and_shared_by_every_plot(monkeypatch, run_dir, tmp_path):
@@ -322,7 +387,7 @@ def test_command_line_writes_the_report(run_dir, tmp_path):
     done = subprocess.run([sys.executable, "-m", "tuner.report", "--run", str(run_dir), "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert str(out / "summary.md") in done.stdout
+    assert str(out / "summary.md") in done.stdout and str(out / "index.html") in done.stdout
     assert "Pareto set, chosen on validation means" in done.stdout and "-> test clean" in done.stdout
     assert png_size(out / "pareto.png") == expected_pixels(rows=len(DATASETS))
 
@@ -336,3 +401,152 @@ def test_a_run_without_robustness_rows_is_one_error_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "robustness.parquet" in lines[0]
     assert not (empty_run / "report").exists()
+
+
+def wilson(successes: int, trials: int) -> tuple[float, float]:
+    """The 95 % Wilson score interval in percent, from its textbook formula."""
+    z = NormalDist().inv_cdf(0.975)
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return 100 * (centre - half), 100 * (centre + half)
+
+
+def flat(pairs: list[tuple[float, float]]) -> list[float]:
+    return [value for pair in pairs for value in pair]
+
+
+def pooled_wilson(rows: list[dict], split: str, fooled: str = "fooled") -> tuple[float, float]:
+    return wilson(sum(r[f"{split}_{fooled}"] for r in rows), sum(r[f"{split}_clean_correct"] for r in rows))
+
+
+@pytest.mark.parametrize("successes,trials", [(0, 20), (3, 200), (486, 486), (250, 500)])
+def test_wilson_interval_matches_the_formula_and_stays_within_0_and_100(successes, trials):
+    interval = wilson_interval(successes, trials)
+    assert (interval.low, interval.high) == pytest.approx(wilson(successes, trials))
+    assert 0 <= interval.low <= 100 * successes / trials <= interval.high <= 100
+    assert wilson_interval(0, 0) is None  # no correctly classified image: the ASR is undefined
+
+
+def test_every_asr_has_a_wilson_interval_from_its_counts_in_the_tables(report, run_dir):
+    rows = {f"synthetic_sweep/{row['trial_id']}": row for row in read_rows(run_dir / "robustness.parquet")}
+    summary = json.loads((report / "summary.json").read_text())
+    markdown = (report / "summary.md").read_text()
+    entries = [e for front in summary["pareto"].values() for e in front]
+    entries += [cell for cells in summary["results_table"]["rows"].values() for cell in cells.values()]
+    for entry in entries:
+        seeds = [rows[trial] for trial in entry["trials"]]
+        for split in ("val", "test"):
+            for metric, fooled in (("asr", "fooled"), ("noise_asr", "noise_fooled")):
+                ci = entry[split][f"{metric}_ci"]
+                assert (ci["low"], ci["high"]) == pytest.approx(pooled_wilson(seeds, split, fooled))
+                assert ci["trials"] == sum(r[f"{split}_clean_correct"] for r in seeds)
+        low, high = pooled_wilson(seeds, "test")
+        assert f"{format(entry['test']['asr']['mean'], '.2f')} ± {entry['test']['asr']['std']:.2f} " \
+               f"[{low:.1f}, {high:.1f}]" in markdown
+
+
+def test_the_figures_draw_the_asr_intervals_as_error_bars(run_dir):
+    rows = [row | {"run": "r"} for row in read_rows(run_dir / "robustness.parquet")]
+    analysis = analyse(rows)
+    panels = pareto_panels(analysis)
+    figure = pareto_figure(panels)
+    for ax, group in zip(figure.axes[::2], analysis.fronts):
+        own = [r for r in analysis.results if r.group == group]
+        expected = sorted(pooled_wilson(r.rows, "test") for r in own
+                          if sum(row["test_clean_correct"] for row in r.rows))
+        drawn = sorted((segment[0][0], segment[1][0]) for container in ax.containers if container.has_xerr
+                       for segment in container.lines[2][0].get_segments())
+        assert flat(drawn) == pytest.approx(flat(expected))
+    for series in tradeoff_series(analysis.eligible, "lambda_feat"):
+        for x, low, high in zip(series.x, series.asr.low, series.asr.high):
+            at = [row for row in rows if row["method"] == series.method and row["dataset"] == series.group
+                  and row["lambda_feat"] == x and not row["stopped_early"]]
+            assert (low, high) == pytest.approx(pooled_wilson(at, "test"))
+    for point in distance_panels(analysis)[0].points:
+        row = next(r for r in rows if r["weight_distance"] == point.x)
+        assert point.y_interval == pytest.approx(wilson(row["test_fooled"], row["test_clean_correct"]))
+
+
+def config_key(row: dict) -> str:
+    return f"{row['method']} {row['lambda_feat']} {row['lambda_l2sp']}"
+
+
+def test_min_accuracy_leaves_configurations_out_of_the_front_and_marks_them(run_dir, tmp_path):
+    rows = read_rows(run_dir / "robustness.parquet")
+    by_trial = {f"synthetic_sweep/{row['trial_id']}": row for row in rows}
+    means = configuration_means(rows, "digits")
+    threshold = 96.5
+    kept = [k for k in means if means[k]["val_clean_acc"] >= threshold]
+    below = {k for k in means if means[k]["val_clean_acc"] < threshold}
+    unfiltered = [list(means)[i] for i in pareto_front([m["val_clean_acc"] for m in means.values()],
+                                                       [m["val_asr"] for m in means.values()])]
+    assert set(unfiltered) & below  # the filter has something to remove
+    expected = [kept[i] for i in pareto_front([means[k]["val_clean_acc"] for k in kept],
+                                              [means[k]["val_asr"] for k in kept])]
+    out = report_at([run_dir], tmp_path / "filtered", min_accuracy=threshold)
+    summary = json.loads((out / "summary.json").read_text())
+    assert [config_key(by_trial[e["trials"][0]]) for e in summary["pareto"]["digits"]] == expected
+    marked = [e for e in summary["min_accuracy"]["below"] if e["group"] == "digits"]
+    assert {config_key(by_trial[e["trials"][0]]) for e in marked} == below
+    assert summary["min_accuracy"]["percent"] == threshold
+    markdown = (out / "summary.md").read_text()
+    assert f"Minimum accuracy (--min-accuracy): {threshold:g} %" in markdown
+    for entry in marked:
+        assert f"{entry['clean_acc']:.2f} % on val ({', '.join(entry['trials'])})" in markdown
+    panel = pareto_panels(analyse([row | {"run": "r"} for row in rows], min_accuracy=threshold))[0]
+    crosses = next(c for c in pareto_figure([panel]).axes[0].collections if c.get_gid() == "below-minimum")
+    drawn = sorted(map(tuple, crosses.get_offsets().tolist()))
+    assert flat(drawn) == pytest.approx(flat(sorted((means[k]["test_asr"], means[k]["test_clean_acc"]) for k in below)))
+
+
+@pytest.mark.parametrize("value", ["-1", "100.5", "nan", "high"])
+def test_a_min_accuracy_that_is_no_percentage_is_one_error_line(value, run_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(report_main, ["--run", str(run_dir), "--out", str(tmp_path / "never"), "--min-accuracy", value])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--min-accuracy" in lines[0]
+    assert not (tmp_path / "never").exists()
+
+
+def test_the_command_line_takes_min_accuracy_and_rejects_150(run_dir, tmp_path):
+    bad = subprocess.run([sys.executable, "-m", "tuner.report", "--run", str(run_dir), "--min-accuracy", "150"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: --min-accuracy 150 is not a percentage in [0, 100]"]
+    out = tmp_path / "cli_filtered"
+    done = subprocess.run([sys.executable, "-m", "tuner.report", "--run", str(run_dir), "--out", str(out),
+                           "--min-accuracy", "96.5"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "summary.json").read_text())["min_accuracy"]["percent"] == 96.5
+
+
+@pytest.mark.parametrize("dataset", ["digits", "novel_shapes"])
+def test_the_class_counts_behind_chance_accuracy_are_the_registrys(dataset):
+    assert DATASET_CLASSES[dataset] == build_transfer_data(dataset, fraction=0.05, val_fraction=0.1).num_classes
+
+
+def test_chance_accuracy_is_100_over_the_class_count(report, tmp_path):
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["chance_accuracy"]["digits"]["accuracy"] == pytest.approx(100 / 10)
+    assert summary["chance_accuracy"]["flower"]["num_classes"] == 102  # Oxford Flowers 102
+    assert "- digits: 10.00 % (10 classes" in (report / "summary.md").read_text()
+    run = tmp_path / "recorded_classes"
+    run.mkdir()
+    rng = random.Random(2)
+    rows = [robustness_row(f"t{value}", trial_config("delta", "digits", 0, lambda_feat=value), (80.0, 40.0 - value),
+                           (80.0, 40.0 - value), rng) | {"num_classes": 7} for value in (1.0, 2.0)]
+    rows.append(robustness_row("unknown", trial_config("delta", "my_own_data", 0), (80.0, 30.0), (80.0, 30.0), rng))
+    write_rows(rows, run / "robustness.parquet")
+    chance = json.loads((report_at([run]) / "summary.json").read_text())["chance_accuracy"]
+    assert chance["digits"] == {"num_classes": 7, "accuracy": pytest.approx(100 / 7),
+                                "source": "the rows' num_classes column"}
+    assert chance["my_own_data"] is None
+
+
+def test_summary_markdown_links_the_interactive_report(report):
+    markdown = (report / "summary.md").read_text()
+    assert "Interactive report: [index.html](index.html)" in markdown
+    assert (report / "index.html").is_file()
+    assert json.loads((report / "summary.json").read_text())["interactive"] == "index.html"

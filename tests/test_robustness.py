@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader
 import trainables.adversarial_set as adversarial_module
 from tests.conftest import tiny_config
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
-from trainables.attack import PenultimateAttack, attack_config, feature_objective
+from trainables.attack import PenultimateAttack, feature_objective
+from trainables.attack_presets import attack_config
 from trainables.config import resolve_config
 from trainables.models.network import build_network
 from trainables.evaluation import attack_counts

@@ -91,3 +91,28 @@ def test_a_damaged_shipped_source_is_refused_in_one_line(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_rebuilding_the_default_source_from_its_recipe_reproduces_the_shipped_digest():
     assert state_digest(source._pretrain(default_recipe())) == DEFAULT_SOURCE_DIGEST
+
+
+def test_the_pretraining_bar_moves_at_every_step(tmp_path, monkeypatch):
+    updates = []
+
+    class RecordingBar:
+        def __init__(self, total: int, **options):
+            self.total = total
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            return False
+
+        def update(self, steps: int) -> None:
+            updates.append(steps)
+
+        def set_postfix(self, **values) -> None:
+            pass
+
+    monkeypatch.setattr(source, "tqdm", RecordingBar)
+    source.synthetic_source("resnet18_w8", images=100, iters=20, cache_dir=str(tmp_path))
+    # one update per iteration, not one per evaluation (every 2 of these 20; every 300 of the real 3,000)
+    assert updates == [1] * 20

@@ -18,9 +18,10 @@ from search_spaces import SPACES, check_domain
 from tests.test_report import report_at
 from trainables.config import CONFIG_KEYS, resolve_config
 from trainables.methods import METHODS
-from tuner.attack import candidates, run_attack_stage, select
+from tuner.attack_stage import candidates, run_attack_stage, select
 from tuner.spaces import param_space
-from tuner.sweep import scheduler, searcher, trial_configs
+from tuner.sweep_plan import trial_configs
+from tuner.sweep_run import scheduler, searcher
 
 TINY = ["--dataset", "digits", "--set", "arch=resnet18_w8", "--set", "source_images=400", "--set", "source_iters=20",
         "--set", "fraction=0.1", "--set", "batch_size=16"]

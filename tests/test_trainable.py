@@ -4,7 +4,7 @@ import pytest
 from ray import tune
 
 from tests.conftest import tiny_config
-from trainables.checkpoint import load_checkpoint
+from trainables.checkpoint import is_finished_checkpoint, load_checkpoint, load_model_state
 from trainables.trainable import transfer_trainable
 
 
@@ -37,5 +37,9 @@ def test_trainable_reports_metrics_and_checkpoints_under_tuner(local_ray, tmp_pa
         # checkpoints every checkpoint_every iterations and at the end of each stage
         assert sorted(metrics["iteration"] for _, metrics in result.best_checkpoints) == [6, 9, 10]
         with result.checkpoint.as_directory() as directory:
-            state = load_checkpoint(directory)
-        assert state["iteration"] == total and state["config"]["seed"] == result.config["seed"]
+            # the finished run's checkpoint: the evaluation model only, nothing left to resume
+            assert is_finished_checkpoint(directory)
+            model = load_model_state(directory)
+        assert model["iteration"] == total and model["config"]["seed"] == result.config["seed"]
+        with result.best_checkpoints[0][0].as_directory() as directory:
+            assert load_checkpoint(directory)["iteration"] == 6  # mid-run: the whole resume state

@@ -20,7 +20,8 @@ from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from trainables.attack import AttackConfig, PenultimateAttack, uniform_noise
+from trainables.attack import PenultimateAttack, uniform_noise
+from trainables.attack_presets import AttackConfig
 from trainables.cache import cache_root
 from trainables.config import TrialConfig
 from trainables.data.registry import SPLITS, build_transfer_data
@@ -43,6 +44,7 @@ class AdversarialSetSpec:
     dataset: str
     data_root: str | None
     arch: str
+    taps: str | None  # the distilled layers the feature distance reads; not part of the cache key
     weights: str | None
     source_images: int
     source_iters: int
@@ -58,8 +60,9 @@ class AdversarialSetSpec:
                    shard_size: int = 1024) -> "AdversarialSetSpec":
         if split not in SPLITS:
             raise ValueError(f"split {split!r} is not one of {SPLITS}")
-        return cls(config.dataset, config.data_root, config.arch, config.weights, config.source_images,
-                   config.source_iters, config.cache_dir, config.val_fraction, attack, split, seed, shard_size)
+        return cls(config.dataset, config.data_root, config.arch, config.taps, config.weights,
+                   config.source_images, config.source_iters, config.cache_dir, config.val_fraction, attack, split,
+                   seed, shard_size)
 
     def serves(self, config: TrialConfig) -> bool:
         """Whether a trial of `config` is scored on this set (same pretrained model, same images)."""
@@ -68,8 +71,8 @@ class AdversarialSetSpec:
     def trial_config(self) -> TrialConfig:
         """A config that resolves the same data and pretrained weights (the method is irrelevant)."""
         return TrialConfig(method="finetune", dataset=self.dataset, data_root=self.data_root, arch=self.arch,
-                           weights=self.weights, source_images=self.source_images, source_iters=self.source_iters,
-                           cache_dir=self.cache_dir, val_fraction=self.val_fraction)
+                           taps=self.taps, weights=self.weights, source_images=self.source_images,
+                           source_iters=self.source_iters, cache_dir=self.cache_dir, val_fraction=self.val_fraction)
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class _Context:
         self.split = spec.split
         self.clean = data.split(spec.split)
         self.train_plain = data.train_plain
-        self.network = build_network(config.arch, data.num_classes, pretrained).to(device).eval()
+        self.network = build_network(config.arch, data.num_classes, pretrained, config.taps).to(device).eval()
         self.weights_digest = pretrained.digest
         self.device = device
         self.attack = spec.attack

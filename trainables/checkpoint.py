@@ -1,5 +1,10 @@
 """A trial checkpoint on disk: the resume state, the evaluation model alone (what the attack stage loads),
-and a readable copy of the config."""
+and a readable copy of the config.
+
+A finished run's checkpoint holds the evaluation model and the config only: nothing is left to resume, so
+the optimiser state, the live weights and the SWA average (together 3x the model) would be dead weight on
+disk for every trial of a sweep.
+"""
 import json
 from pathlib import Path
 
@@ -12,10 +17,15 @@ CONFIG_FILE = "config.json"
 
 def save_checkpoint(run, directory: Path) -> None:
     """`run` is a trainables.train.TransferRun."""
-    state = run.state_dict()
-    torch.save(state, directory / CHECKPOINT_FILE)
-    torch.save(run.evaluation_state(), directory / MODEL_FILE)
-    (directory / CONFIG_FILE).write_text(json.dumps(state["config"], indent=2, sort_keys=True))
+    model = run.evaluation_state()
+    if not run.finished:
+        torch.save(run.state_dict(), directory / CHECKPOINT_FILE)
+    torch.save(model, directory / MODEL_FILE)
+    (directory / CONFIG_FILE).write_text(json.dumps(model["config"], indent=2, sort_keys=True))
+
+
+def is_finished_checkpoint(directory: Path) -> bool:
+    return not (Path(directory) / CHECKPOINT_FILE).is_file()
 
 
 def load_checkpoint(directory: Path, device: str | torch.device = "cpu") -> dict:

@@ -9,10 +9,12 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from trainables.data.registry import EMBEDDED_DATASETS, check_dataset_name
+from trainables.data.names import DEFAULT_VAL_FRACTION, EMBEDDED_DATASETS
+from trainables.data.registry import check_dataset_name, data_root_hint
 from trainables.errors import UserError
 from trainables.methods import get_method
-from trainables.models.backbones import check_arch
+from trainables.models.archs import check_arch
+from trainables.models.backbones import check_layout
 
 
 @dataclass(frozen=True)
@@ -21,9 +23,12 @@ class TrialConfig:
     dataset: str = "novel_shapes"
     data_root: str | None = None
     fraction: float = 1.0
-    val_fraction: float = 0.1  # validation share carved from the training split; 0 = none (select on test)
+    val_fraction: float = DEFAULT_VAL_FRACTION  # validation share carved from the training split; 0 = none (select on test)
     arch: str = "resnet18"
     weights: str | None = None  # torchvision-format state dict; None = the arch's default source
+    # Comma-separated module names (as named_modules() spells them, e.g. "features.2,features.4") whose outputs
+    # are distilled and followed by spatial dropout; None = the arch's known stages (ResNets, MobileNetV2).
+    taps: str | None = None
     seed: int = 0
     batch_size: int = 64
     iters: int = 30_000  # main stage (cosine LR per iteration)
@@ -160,6 +165,7 @@ def _as_bool(value: Any) -> bool:
 
 def _validate(config: TrialConfig) -> None:
     check_arch(config.arch)
+    check_layout(config.arch, config.taps)
     for key in _POSITIVE:
         if getattr(config, key) <= 0:
             raise UserError(f"config {key}={getattr(config, key)!r} must be > 0")
@@ -173,7 +179,7 @@ def _validate(config: TrialConfig) -> None:
     if not 0.0 <= config.dropout_p < 1.0:
         raise UserError(f"config dropout_p={config.dropout_p!r} must be in [0, 1)")
     if config.dataset not in EMBEDDED_DATASETS and not config.data_root:
-        raise UserError(f"dataset {config.dataset!r} needs data_root (--data-root): where its archive was unpacked")
+        raise UserError(f"dataset {config.dataset!r} needs data_root (--data-root): {data_root_hint(config.dataset)}")
 
 
 ITERATION_KEYS = ("swa_iters", "swa_every", "eval_every", "checkpoint_every")

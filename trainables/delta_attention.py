@@ -115,7 +115,8 @@ class AttentiveFeatureDistillation(FeatureDistillation):
 
     def estimate_attention(self) -> None:
         """Measured on the first step (a resumed run loads it from its checkpoint instead)."""
-        probe = build_network(self.parts.config.arch, self.parts.data.num_classes, self.parts.pretrained)
+        config = self.parts.config
+        probe = build_network(config.arch, self.parts.data.num_classes, self.parts.pretrained, config.taps)
         probe = probe.to(self.parts.device).eval().requires_grad_(False)
         features, labels = penultimate_features(self.parts, probe)
         fit_probe_head(probe.head.requires_grad_(True), features, labels, self.parts.config.head_beta)

@@ -97,7 +97,8 @@ class FeatureDistillation(Regularizer):
 
     def __init__(self, parts: RunParts):
         super().__init__(parts)
-        self.teacher = build_teacher(parts.config.arch, parts.data.num_classes, parts.pretrained).to(parts.device)
+        self.teacher = build_teacher(parts.config.arch, parts.data.num_classes, parts.pretrained,
+                                     parts.config.taps).to(parts.device)
 
     def teacher_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad():

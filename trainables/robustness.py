@@ -10,7 +10,7 @@ from trainables.adversarial_set import AdversarialSet
 from trainables.checkpoint import load_model_state
 from trainables.config import TrialConfig, resolve_config
 from trainables.evaluation import attack_counts
-from trainables.models.backbones import TransferNet, build_body
+from trainables.models.backbones import TransferNet, build_skeleton
 from trainables.regularizers import feature_distillation
 
 
@@ -55,8 +55,8 @@ def load_evaluation_model(checkpoint_dir: str | Path, device: torch.device) -> t
     """The model a trial checkpoint stands for (the SWA average for SWA runs), ready for evaluation."""
     state = load_model_state(Path(checkpoint_dir), device)
     config = resolve_config(state["config"])
-    with torch.device("meta"):  # no initialisation work: every tensor comes from the checkpoint
-        body, layout = build_body(config.arch, state["num_classes"])
+    # No initialisation work where the arch allows it: every tensor comes from the checkpoint.
+    body, layout = build_skeleton(config.arch, state["num_classes"], config.taps)
     model = TransferNet(body, layout)
     model.load_state_dict(state["model"], assign=True)
     return model.to(device).eval(), config

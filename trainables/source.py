@@ -95,8 +95,7 @@ def _pretrain(recipe: dict) -> dict[str, torch.Tensor]:
         run = TransferRun(config, data, pretrained=None)
         with tqdm(total=run.total_iters, desc=f"pretraining source model {recipe['arch']} (once, 1 thread)",
                   unit="it", file=sys.stderr) as progress:
-            for metrics in run.reports():
-                progress.update(metrics["iteration"] - progress.n)
+            for metrics in run.reports(after_step=lambda: progress.update(1)):
                 progress.set_postfix(source_test_acc=f"{metrics['test_acc']:.1f}%")
         return run.student.body.state_dict()
     finally:

@@ -6,7 +6,7 @@ constant LR with a snapshot averaged every `swa_every` iterations and BatchNorm 
 training data. Batch k is a function of (seed, k) and every random draw comes from the checkpointed torch
 RNG, so a run resumed from a checkpoint continues exactly as if never stopped (with num_workers=0).
 """
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 
 import torch
@@ -58,7 +58,8 @@ class TransferRun:
         if self.spec.needs_pretrained and pretrained is None:
             raise ValueError(f"method {config.method} needs pretrained weights")
         torch.manual_seed(config.seed)
-        self.student = build_network(config.arch, data.num_classes, pretrained if self.spec.init == "pretrained" else None)
+        self.student = build_network(config.arch, data.num_classes,
+                                     pretrained if self.spec.init == "pretrained" else None, config.taps)
         if self.spec.init == "random":
             self.student.reset_parameters()
         if config.dropout:
@@ -66,7 +67,7 @@ class TransferRun:
         self.student.to(self.device)
         self.head_penalty = HeadPenalty(self.student.head, config.head_beta)
         self.regularizer: Regularizer | None = None if self.spec.regularizer is None else \
-            self.spec.regularizer(RunParts(config, self.student, pretrained, data))
+            self.spec.regularizer_class(RunParts(config, self.student, pretrained, data))
         self.optimizer = self._optimizer()
         self.schedule = CosineAnnealingLR(self.optimizer, T_max=config.iters)
         self.averaged = AveragedModel(self.student) if config.swa else None
@@ -92,16 +93,23 @@ class TransferRun:
                 or self.iteration in (self.config.iters, self.total_iters))
 
     @property
+    def finished(self) -> bool:
+        return self.iteration >= self.total_iters
+
+    @property
     def in_swa_stage(self) -> bool:
         return self.config.swa and self.iteration >= self.config.iters
 
-    def reports(self) -> Iterator[dict]:
-        """Train to the end; yield metrics every `eval_every` iterations and at the end of each stage."""
+    def reports(self, after_step: Callable[[], None] | None = None) -> Iterator[dict]:
+        """Train to the end; yield metrics every `eval_every` iterations and at the end of each stage, calling
+        `after_step` (e.g. a progress bar's update) after every step."""
         batches = iter(self._loader(self.data.train, IterationBatches(
             len(self.data.train), self.config.batch_size, self.config.seed, self.iteration, self.total_iters)))
         while self.iteration < self.total_iters:
             images, labels = next(batches)
             self.step(images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True))
+            if after_step is not None:
+                after_step()
             if self.iteration % self.config.eval_every == 0 or self.iteration in (self.config.iters, self.total_iters):
                 yield self.report()
 

@@ -12,7 +12,7 @@ import ray
 import torch
 from ray import tune
 
-from trainables.checkpoint import load_checkpoint, save_checkpoint
+from trainables.checkpoint import is_finished_checkpoint, load_checkpoint, save_checkpoint
 from trainables.config import TrialConfig, resolve_config
 from trainables.threads import use_threads
 from trainables.trial import prepare_run
@@ -38,10 +38,14 @@ def trial_cpus() -> int:
     return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
 
 
-def transfer_trainable(config: dict, adversarial_sets: dict | None = None) -> None:
+def transfer_trainable(config: dict, adversarial_sets: dict | None = None,
+                       min_checkpoint_interval_s: float = 0.0) -> None:
     """`adversarial_sets`: {AdversarialSetSpec: ObjectRef of its adversarial images}, crafted once by the driver
     on the selection split for every distinct pretrained model and dataset of the sweep; when given, the trial
-    takes the one made for its own config and every report also carries `<split>_asr`."""
+    takes the one made for its own config and every report also carries `<split>_asr`.
+    `min_checkpoint_interval_s`: a mid-run checkpoint comes at most this often (the one at the end always);
+    short trials then write one checkpoint, not one every few seconds, each of which makes Tune snapshot the
+    experiment."""
     started_at = time.time()
     use_threads(trial_cpus())
     device = trial_device()
@@ -54,12 +58,17 @@ def transfer_trainable(config: dict, adversarial_sets: dict | None = None) -> No
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
+            if is_finished_checkpoint(Path(directory)):
+                return  # restored after its last report: the trial is complete
             run.load_state_dict(load_checkpoint(Path(directory), device))
+    last_checkpoint_at = time.time()
     for metrics in run.reports():
         metrics |= where | {"reported_at": time.time()}
-        if not run.checkpoint_due:
+        recent = time.time() - last_checkpoint_at < min_checkpoint_interval_s
+        if not run.checkpoint_due or (recent and not run.finished):
             tune.report(metrics)
             continue
         with tempfile.TemporaryDirectory() as directory:
             save_checkpoint(run, Path(directory))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        last_checkpoint_at = time.time()

@@ -4,7 +4,7 @@ import torch
 from trainables.config import TrialConfig
 from trainables.data.registry import build_transfer_data
 from trainables.methods import get_method
-from trainables.models.backbones import is_narrow_arch
+from trainables.models.archs import is_narrow_arch
 from trainables.models.weights import Pretrained, file_pretrained, imagenet_pretrained
 from trainables.source import synthetic_source
 from trainables.train import TransferRun

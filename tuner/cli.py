@@ -1,15 +1,39 @@
-"""Shared behaviour of every `python -m tuner.*` command: user mistakes become one line and exit 2."""
+"""Shared behaviour of every `python -m tuner.*` command: one error style (one `error:` line, exit 2), no
+abbreviated flags, defaults shown in --help, and the flags several commands share, spelled the same in each.
+
+Nothing here imports torch or Ray, so every command's --help is quick.
+"""
 import argparse
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from trainables.attack_presets import ATTACK_PRESETS
+from trainables.data.names import DATASET_NAMES
 from trainables.errors import UserError
+
+SEARCHES = ("grid", "random", "optuna", "optuna-mo")
+SCHEDULERS = ("fifo", "asha")
+# The final stage's choices of which checkpoints to attack, by their selection-split numbers.
+SELECTIONS = ("clean", "pareto", "all")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown after each flag's help, but not "(default: None)" for flags that have none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, argparse.SUPPRESS) or action.default == []:
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """Every command's parser: argument mistakes become a UserError, so they print as one `error:` line and exit
-    2 like every other user mistake."""
+    2 like every other user mistake; a flag must be spelled out (an abbreviation silently meaning another flag
+    once started a full default sweep)."""
+
+    def __init__(self, **options):
+        super().__init__(allow_abbrev=False, formatter_class=HelpFormatter, **options)
 
     def error(self, message: str) -> NoReturn:
         raise UserError(message)
@@ -21,6 +45,11 @@ def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = N
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def check_min_accuracy(min_accuracy: float | None) -> None:
+    if min_accuracy is not None and not 0 <= min_accuracy <= 100:  # NaN fails both comparisons too
+        raise UserError(f"--min-accuracy {min_accuracy:g} is not a percentage in [0, 100]")
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:
@@ -36,12 +65,39 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
 
 def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that describe the task and the budget of every trial, shared by tuner.train and tuner.sweep."""
-    parser.add_argument("--dataset", default="novel_shapes")
-    parser.add_argument("--data-root", help="where the dataset's official archive was unpacked")
-    parser.add_argument("--arch")
+    parser.add_argument("--dataset", default="novel_shapes", choices=DATASET_NAMES, metavar="DATASET",
+                        help=f"the target task: {', '.join(DATASET_NAMES)}")
+    parser.add_argument("--data-root", help="where the dataset's official archive (or image folder) was unpacked")
+    parser.add_argument("--arch", help="backbone: resnet18_w<WIDTH> (the embedded default's), or any torchvision "
+                                       "classification model name (default: the dataset's)")
     parser.add_argument("--weights", help="torchvision-format state dict of the pretrained model")
-    parser.add_argument("--fraction", type=float, help="share of each class's training images to keep")
+    parser.add_argument("--fraction", type=float, help="share of each class's training images to keep, in (0, 1]")
     parser.add_argument("--iters", type=int, help="main-stage iterations per trial; SWA, eval and checkpoint "
                                                   "intervals scale along (small for demos)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any trial config value, for every trial (e.g. --set batch_size=32)")
+
+
+def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where trials run and what each gets: the same flags for one trial (tuner.train) and for a sweep."""
+    parser.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (its torch threads)")
+    parser.add_argument("--gpus-per-trial", type=float, default=0,
+                        help="GPUs per trial; fractions like 0.25 pack trials onto one GPU")
+    parser.add_argument("--address", help="an existing Ray cluster ('auto' or host:port); default: start one here")
+
+
+def add_attack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The final stage's attack: the same flags in tuner.attack and tuner.sweep."""
+    parser.add_argument("--attack", choices=tuple(ATTACK_PRESETS), metavar="PRESET",
+                        help=f"attack preset: {', '.join(ATTACK_PRESETS)} (default: digits on digits, embedded on "
+                             "the other embedded datasets, paper otherwise; recipes: code)")
+    parser.add_argument("--budget", type=float, help="L-inf budget B, in the preset's units (default: the preset's)")
+    parser.add_argument("--step", type=float, help="PGD step size, in the preset's units (default: the preset's)")
+    parser.add_argument("--attack-iters", type=int, help="PGD iterations (default: the preset's)")
+    parser.add_argument("--select", default="clean", choices=SELECTIONS,
+                        help="which trials the final stage attacks, judged by their validation numbers: every "
+                             "trial most accurate first (clean; with --top-k the best K), the accuracy/ASR Pareto "
+                             "front (pareto), or all")
+    parser.add_argument("--top-k", type=int, help="attack at most this many checkpoints")
+    parser.add_argument("--include-stopped", action="store_true",
+                        help="treat trials a scheduler stopped early as results: selectable, on the Pareto front")

@@ -8,18 +8,23 @@ are the test split's. Runs with val_fraction = 0 can only be selected on test, a
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
+from tuner.chance_level import ChanceLevel, chance_level
 from tuner.hyper_parameters import TRADEOFF_PARAMETERS, short_name
 from tuner.pareto import pareto_front
 from tuner.plots import method_order
+from tuner.report_statistics import (Correlation, RateInterval, Statistic, correlation, is_missing, pooled_interval,
+                                     statistic)
 from tuner.run_dir import package_versions
 
 SPLITS = ("val", "test")
 
 SPLIT_METRICS = ("clean_acc", "asr", "noise_asr")
+# Each rate's numerator column (`{split}_fooled`); the denominator of both is `{split}_clean_correct`: an ASR is
+# P(fooled | classified correctly when clean).
+RATE_SUCCESSES = {"asr": "fooled", "noise_asr": "noise_fooled"}
 
 DISTANCES = {  # column -> axis label
     "weight_distance": "weight distance ‖θ − θ₀‖₂ (backbone)",
@@ -39,15 +44,6 @@ RESULT_COLUMNS = frozenset({"run", "trial_id", "selection_split", "stopped_early
 BOOKKEEPING_COLUMNS = frozenset({"data_root", "cache_dir", "num_workers", "eval_every", "checkpoint_every", "weights"})
 
 @dataclass(frozen=True)
-class Statistic:
-    """Mean and sample standard deviation over a configuration's seeds (std NaN for one seed)."""
-
-    mean: float
-    std: float
-    n: int
-
-
-@dataclass(frozen=True)
 class ConfigResult:
     """One configuration of one group (dataset, and attack when a report mixes attacks), over its seeds."""
 
@@ -60,6 +56,7 @@ class ConfigResult:
     stopped: bool  # a scheduler stopped at least one seed early: not the method's result
     selection_split: str  # "val", or "test" when the sweep had no validation split
     stats: dict[str, Statistic]
+    intervals: dict[str, RateInterval | None]  # "test_asr" ... -> confidence interval from the seeds' pooled counts
     rows: list[dict]  # one per seed
 
     def selected_on(self, metric: str) -> float:
@@ -71,12 +68,18 @@ class ConfigResult:
         return self.stats[f"test_{metric}"].mean - self.stats[f"val_{metric}"].mean
 
 
-def is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def as_number(value: Any) -> float:
     return math.nan if value is None else float(value)
+
+
+def rate_interval(rows: list[dict], split: str, metric: str) -> RateInterval | None:
+    """The interval of a rate (`asr`, `noise_asr`) of `split` from the rows' counts, pooled over the rows."""
+    return pooled_interval((row.get(f"{split}_{RATE_SUCCESSES[metric]}"), row.get(f"{split}_clean_correct"))
+                           for row in rows)
+
+
+def rate_intervals(rows: list[dict]) -> dict[str, RateInterval | None]:
+    return {f"{split}_{metric}": rate_interval(rows, split, metric) for split in SPLITS for metric in RATE_SUCCESSES}
 
 
 def config_columns(rows: list[dict]) -> list[str]:
@@ -124,14 +127,6 @@ def hyper_parameter_label(row: dict, keys: list[str]) -> str:
     return ", ".join(f"{short_name(k)}={format_value(row.get(k))}" for k in keys)
 
 
-def statistic(values: Iterable[Any]) -> Statistic:
-    present = [float(v) for v in values if not is_missing(v)]
-    if not present:
-        return Statistic(math.nan, math.nan, 0)
-    return Statistic(statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else math.nan,
-                     len(present))
-
-
 def aggregate(groups: dict[str, list[dict]], columns: list[str], keys: dict[str, list[str]]) -> list[ConfigResult]:
     """The rows of each group collapsed to one result per configuration (every config value but the seed)."""
     identity = [c for c in columns if c != "seed"]
@@ -148,7 +143,8 @@ def aggregate(groups: dict[str, list[dict]], columns: list[str], keys: dict[str,
                 trials=[f"{row['run']}/{row['trial_id']}" for row in seeds],
                 stopped=any(bool(row.get("stopped_early")) for row in seeds),
                 selection_split=str(first.get("selection_split") or "test"),
-                stats={column: statistic(row.get(column) for row in seeds) for column in AGGREGATED}, rows=seeds,
+                stats={column: statistic(row.get(column) for row in seeds) for column in AGGREGATED},
+                intervals=rate_intervals(seeds), rows=seeds,
             ))
     return results
 
@@ -158,10 +154,18 @@ def eligible(results: list[ConfigResult], include_stopped: bool) -> list[ConfigR
     return [r for r in results if include_stopped or not r.stopped]
 
 
-def front_of(results: list[ConfigResult]) -> list[ConfigResult]:
-    """The Pareto-optimal configurations by their selection-split means, by ascending ASR."""
-    front = pareto_front([r.selected_on("clean_acc") for r in results], [r.selected_on("asr") for r in results])
-    return [results[i] for i in front]
+def below_minimum(result: ConfigResult, min_accuracy: float | None) -> bool:
+    """Whether the configuration's selection-split mean accuracy misses the user's minimum (--min-accuracy)."""
+    accuracy = result.selected_on("clean_acc")
+    return min_accuracy is not None and not math.isnan(accuracy) and accuracy < min_accuracy
+
+
+def front_of(results: list[ConfigResult], min_accuracy: float | None = None) -> list[ConfigResult]:
+    """The Pareto-optimal configurations by their selection-split means, by ascending ASR, among those that reach
+    the minimum accuracy."""
+    kept = [r for r in results if not below_minimum(r, min_accuracy)]
+    front = pareto_front([r.selected_on("clean_acc") for r in kept], [r.selected_on("asr") for r in kept])
+    return [kept[i] for i in front]
 
 
 def best_configurations(results: list[ConfigResult]) -> dict[str, dict[str, ConfigResult]]:
@@ -192,15 +196,18 @@ def best_per_column(table: dict[str, dict[str, ConfigResult]]) -> dict[tuple[str
     return best
 
 
-def pearson(xs: Iterable[Any], ys: Iterable[Any]) -> tuple[float | None, int]:
-    """Pearson r over the pairs where both values are present; None below 3 pairs or with a constant side."""
-    pairs = [(float(x), float(y)) for x, y in zip(xs, ys, strict=True) if not (is_missing(x) or is_missing(y))]
-    if len(pairs) < 3:
-        return None, len(pairs)
-    try:
-        return statistics.correlation([x for x, _ in pairs], [y for _, y in pairs]), len(pairs)
-    except statistics.StatisticsError:
-        return None, len(pairs)
+def distance_correlations(results: list[ConfigResult]) -> dict[str, dict[str, Correlation]]:
+    """Distance column -> {"all": pooled over every checkpoint, then one per method (per method and group when
+    the report has several groups)}. Methods sit at different operating points, so a pooled coefficient can
+    show a trend no single method has; Spearman's needs no linear relation."""
+    several_groups = len({r.group for r in results}) > 1
+    subsets: dict[str, list[dict]] = {"all": [row for r in results for row in r.rows]}
+    for method in method_order([r.method for r in results]):
+        for group in sorted({r.group for r in results if r.method == method}):
+            key = f"{method} · {group}" if several_groups else method
+            subsets[key] = [row for r in results if r.method == method and r.group == group for row in r.rows]
+    return {column: {key: correlation([row.get(column) for row in rows], [row.get("test_asr") for row in rows])
+                     for key, rows in subsets.items()} for column in DISTANCES}
 
 
 def swept_parameters(results: list[ConfigResult]) -> list[str]:
@@ -240,27 +247,30 @@ class Analysis:
     fronts: dict[str, list[ConfigResult]]  # group -> Pareto-optimal configurations, chosen on validation
     keys: dict[str, list[str]]  # method -> key hyper-parameters
     table: dict[str, dict[str, ConfigResult]]
-    correlations: dict[str, tuple[float | None, int]]
+    correlations: dict[str, dict[str, Correlation]]  # see distance_correlations
     swept: list[str]
     nan_asr_rows: int
     include_stopped: bool
+    min_accuracy: float | None  # on the selection split; below it a configuration is left out of the fronts
+    chance: dict[str, ChanceLevel | None]  # group -> its dataset's chance accuracy, None when unknown
+
+    def below_minimum(self, result: ConfigResult) -> bool:
+        return below_minimum(result, self.min_accuracy)
 
 
-def analyse(rows: list[dict], include_stopped: bool = False) -> Analysis:
+def analyse(rows: list[dict], include_stopped: bool = False, min_accuracy: float | None = None) -> Analysis:
     columns = config_columns(rows)
     keys = key_hyper_parameters(rows, columns)
-    results = aggregate(grouped(rows), columns, keys)
+    groups = grouped(rows)
+    results = aggregate(groups, columns, keys)
     chosen = eligible(results, include_stopped)
-    checkpoints = [row for result in chosen for row in result.rows]
     return Analysis(
         rows=rows, results=results, eligible=chosen,
-        fronts={group: front_of([r for r in chosen if r.group == group]) for group in sorted({r.group for r in results})},
-        keys=keys, table=best_configurations(chosen),
-        correlations={c: pearson((r.get(c) for r in checkpoints), (r.get("test_asr") for r in checkpoints))
-                      for c in DISTANCES},
-        swept=swept_parameters(chosen),
-        nan_asr_rows=sum(is_missing(row.get("test_asr")) for row in rows),
-        include_stopped=include_stopped,
+        fronts={group: front_of([r for r in chosen if r.group == group], min_accuracy) for group in groups},
+        keys=keys, table=best_configurations(chosen), correlations=distance_correlations(chosen),
+        swept=swept_parameters(chosen), nan_asr_rows=sum(is_missing(row.get("test_asr")) for row in rows),
+        include_stopped=include_stopped, min_accuracy=min_accuracy,
+        chance={group: chance_level(group_rows) for group, group_rows in groups.items()},
     )
 
 
@@ -280,8 +290,8 @@ def selection_notes(analysis: Analysis) -> list[str]:
                      "val → test gap.")
     seeds = sorted({len(r.seeds) for r in analysis.results})
     if seeds == [1]:
-        notes.append("Single seed: one run per configuration, so no spread is shown; differences of a few points "
-                     "may be noise (the counts behind each rate are in robustness.parquet).")
+        notes.append("Single seed: one run per configuration (n = 1), so no spread is shown; differences of a few "
+                     "points may be noise: the interval beside each ASR is its counting uncertainty.")
     else:
         notes.append(f"Seeds per configuration: {', '.join(map(str, seeds))}. Each number is the mean over the "
                      "seeds ± their sample standard deviation; fronts and best configurations use the means.")
@@ -307,16 +317,40 @@ def stat_record(stat: Statistic) -> dict:
     return {"mean": stat.mean, "std": stat.std, "n": stat.n}
 
 
+def interval_record(interval: RateInterval | None) -> dict | None:
+    return None if interval is None else asdict(interval)
+
+
+def split_record(result: ConfigResult, split: str) -> dict:
+    """A split's statistics, and each rate's confidence interval (`asr_ci`, `noise_asr_ci`)."""
+    return {**{metric: stat_record(result.stats[f"{split}_{metric}"]) for metric in SPLIT_METRICS},
+            **{f"{metric}_ci": interval_record(result.intervals[f"{split}_{metric}"]) for metric in RATE_SUCCESSES}}
+
+
 def result_record(result: ConfigResult, keys: list[str]) -> dict:
     """One configuration for summary.json: its identity, per-split statistics and the val → test gap."""
     return {
         "group": result.group, "method": result.method, "label": result.label,
         "hyper_parameters": {k: result.config.get(k) for k in keys}, "trials": result.trials,
         "seeds": result.seeds, "stopped_early": result.stopped, "selection_split": result.selection_split,
-        **{split: {metric: stat_record(result.stats[f"{split}_{metric}"]) for metric in SPLIT_METRICS}
-           for split in SPLITS},
+        **{split: split_record(result, split) for split in SPLITS},
         "gap": {metric: result.gap(metric) for metric in ("clean_acc", "asr")},
     }
+
+
+def minimum_record(analysis: Analysis) -> dict | None:
+    """The --min-accuracy filter and the configurations it kept out of the fronts."""
+    if analysis.min_accuracy is None:
+        return None
+    below = [r for r in analysis.eligible if analysis.below_minimum(r)]
+    return {"percent": analysis.min_accuracy, "configurations": len(analysis.eligible),
+            "below": [{"group": r.group, "method": r.method, "label": r.label, "trials": r.trials,
+                       "selection_split": r.selection_split, "clean_acc": r.selected_on("clean_acc")} for r in below]}
+
+
+def chance_record(chance: ChanceLevel | None) -> dict | None:
+    return None if chance is None else {"num_classes": chance.num_classes, "accuracy": chance.accuracy,
+                                        "source": chance.source}
 
 
 def trials_summary(trials: list[dict]) -> dict | None:
@@ -329,7 +363,8 @@ def trials_summary(trials: list[dict]) -> dict | None:
     }
 
 
-def summary_record(analysis: Analysis, trials: list[dict], sweeps: dict[str, Any], images: list[str]) -> dict:
+def summary_record(analysis: Analysis, trials: list[dict], sweeps: dict[str, Any], images: list[str],
+                   interactive: str | None = None) -> dict:
     """Everything the report says, as strict-JSON data: summary.json, and what summary.md is rendered from."""
     rows = analysis.rows
     columns = config_columns(rows)
@@ -349,7 +384,11 @@ def summary_record(analysis: Analysis, trials: list[dict], sweeps: dict[str, Any
                      for label, cells in analysis.table.items()},
             "best": [{"group": g, "metric": m, "mean": v} for (g, m), v in best_per_column(analysis.table).items()],
         },
-        "correlations": {c: {"pearson_r": r, "n": n} for c, (r, n) in analysis.correlations.items()},
+        "correlations": {column: {"pooled": asdict(by_subset["all"]),
+                                  "by_method": {k: asdict(c) for k, c in by_subset.items() if k != "all"}}
+                         for column, by_subset in analysis.correlations.items()},
+        "chance_accuracy": {group: chance_record(chance) for group, chance in analysis.chance.items()},
+        "min_accuracy": minimum_record(analysis),
         "key_hyper_parameters": analysis.keys,
         "swept_parameters": analysis.swept,
         "fixed_configuration": {c: rows[0].get(c) for c in columns if len({repr(row.get(c)) for row in rows}) == 1},
@@ -359,4 +398,5 @@ def summary_record(analysis: Analysis, trials: list[dict], sweeps: dict[str, Any
         "sweeps": sweeps,
         "packages": package_versions(),
         "images": images,
+        "interactive": interactive,
     })

@@ -1,102 +1,32 @@
-"""The report's rendering: summary.md and the console digest from the summary record alone, and the figures
-from the analysis (they need every configuration and checkpoint, not only what the record keeps)."""
+"""The report's rendering: summary.md and the console digest, from the summary record alone."""
 import json
-import math
-from pathlib import Path
 
-from tuner.hyper_parameters import HYPER_PARAMETERS
-from tuner.plots import (DistancePanel, ParetoPanel, Point, Spread, TradeoffSeries, distance_plot, method_order,
-                         pareto_plot, tradeoff_plot)
-from tuner.report_analysis import (DISTANCES, Analysis, ConfigResult, format_value, is_missing,
-                                   statistic)
+from tuner.report_analysis import format_value
 from tuner.run_dir import SWEEP_RECORD
 
-
-def pareto_panels(analysis: Analysis) -> list[ParetoPanel]:
-    panels = []
-    for group, front in analysis.fronts.items():
-        results = [r for r in analysis.results if r.group == group]
-        position = {id(r): i for i, r in enumerate(results)}
-        panels.append(ParetoPanel(
-            title=f"{group}: {len(front)} Pareto-optimal on validation of {len(results)} configurations",
-            points=[_point(r) for r in results],
-            front=[position[id(r)] for r in front],
-            front_labels=front_point_labels(front),
-        ))
-    return panels
-
-
-def _point(result: ConfigResult) -> Point:
-    asr, clean = result.stats["test_asr"], result.stats["test_clean_acc"]
-    return Point(result.method, result.group, asr.mean, clean.mean, 0.0 if math.isnan(asr.std) else asr.std,
-                 0.0 if math.isnan(clean.std) else clean.std, hollow=result.stopped)
-
-
-def front_point_labels(front: list[ConfigResult]) -> list[str]:
-    """Key hyper-parameters (the colour tells the method; the method's name where nothing varies)."""
-    return [result.label or result.method for result in front]
-
-
-def distance_panels(analysis: Analysis) -> list[DistancePanel]:
-    panels = []
-    for column, label in DISTANCES.items():
-        points = [Point(r.method, r.group, float(row[column]), float(row["test_asr"]))
-                  for r in analysis.eligible for row in r.rows
-                  if not (is_missing(row.get(column)) or is_missing(row.get("test_asr")))]
-        panels.append(DistancePanel(label, points, analysis.correlations[column][0]))
-    return panels
-
-
-def tradeoff_series(results: list[ConfigResult], parameter: str) -> list[TradeoffSeries]:
-    """A series per method and group in which `parameter` takes at least two values: test clean accuracy and
-    ASR at each value, mean ± std over the seeds (configurations differing in other keys are pooled)."""
-    series = []
-    for group in sorted({r.group for r in results}):
-        for method in method_order([r.method for r in results if r.group == group]):
-            own = [r for r in results if r.group == group and r.method == method
-                   and not is_missing(r.config.get(parameter))]
-            xs = sorted({float(r.config[parameter]) for r in own})
-            if len(xs) > 1:
-                at = {x: [r for r in own if float(r.config[parameter]) == x] for x in xs}
-                series.append(TradeoffSeries(method, group, xs, _spread(at, "test_clean_acc"), _spread(at, "test_asr")))
-    return series
-
-
-def _spread(results_at: dict[float, list[ConfigResult]], column: str) -> Spread:
-    stats = [statistic(row.get(column) for r in results for row in r.rows) for results in results_at.values()]
-    deviation = [0.0 if math.isnan(s.std) else s.std for s in stats]
-    return Spread([s.mean for s in stats], [s.mean - d for s, d in zip(stats, deviation)],
-                  [s.mean + d for s, d in zip(stats, deviation)])
-
-
-def axis_scale(parameter: str, series: list[TradeoffSeries]) -> str:
-    """Log for the parameters swept over decades; symlog when such a sweep includes 0."""
-    if not HYPER_PARAMETERS[parameter].log_scale:
-        return "linear"
-    values = [x for s in series for x in s.x]
-    if all(x > 0 for x in values):
-        return "log"
-    return "symlog" if any(x > 0 for x in values) else "linear"
-
-
-def draw_figures(analysis: Analysis, out: Path) -> list[str]:
-    """Every figure into `out`; returns their file names."""
-    images = ["pareto.png"]
-    pareto_plot(pareto_panels(analysis), out / images[-1])
-    for parameter in analysis.swept:
-        series = tradeoff_series(analysis.eligible, parameter)
-        images.append(f"tradeoff_{parameter}.png")
-        tradeoff_plot(series, HYPER_PARAMETERS[parameter].axis, axis_scale(parameter, series), out / images[-1])
-    images.append("distance_vs_asr.png")
-    distance_plot(distance_panels(analysis), out / images[-1])
-    return images
+INTERACTIVE_NOTE = ("hover a point for its full configuration, checkpoint and validation and test numbers; click a "
+                    "method in the legend (or pick one in the menu) to filter; self-contained, works offline")
+CI_NOTE = ("[low, high] after an ASR: its 95 % Wilson score interval from the attack counts (images fooled among "
+           "those classified correctly when clean, pooled over the seeds): the counting uncertainty, not the "
+           "seed-to-seed spread.")
 
 
 def format_stat(stat: dict) -> str:
-    """mean ± std over seeds (a record's {"mean", "std", "n"}); the mean alone for one seed."""
+    """mean ± std over seeds (a record's {"mean", "std", "n"}); the mean alone for one seed (no spread)."""
     if not stat["n"]:
         return "n/a"
-    return f"{stat['mean']:.2f}" if stat["std"] is None else f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+    if stat["n"] == 1 or stat["std"] is None:
+        return f"{stat['mean']:.2f}"
+    return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+
+
+def format_interval(interval: dict | None) -> str:
+    return "" if interval is None else f" [{interval['low']:.1f}, {interval['high']:.1f}]"
+
+
+def format_rate(split: dict, metric: str) -> str:
+    """A rate's statistic and its confidence interval, from a result record's split."""
+    return format_stat(split[metric]) + format_interval(split.get(f"{metric}_ci"))
 
 
 def _gap_text(value: float | None) -> str:
@@ -109,18 +39,19 @@ def markdown_table(header: list[str], body: list[list[str]]) -> list[str]:
 
 def summary_markdown(summary: dict) -> str:
     """summary.md, from the summary record alone."""
-    lines = [f"# Robustness report: {', '.join(summary['runs'])}", "", *(f"- {note}" for note in summary["selection"]),
-             "", f"Evaluated checkpoints: {summary['evaluated_checkpoints']}, {summary['configurations']} "
-             "configurations. Checkpoints with an undefined test ASR (no test image classified correctly, so none to "
-             f"fool): {summary['nan_asr_rows']}, left out of the Pareto fronts and the ASR statistics.", ""]
-    lines += _front_markdown(summary) + [""]
+    lines = [f"# Robustness report: {', '.join(summary['runs'])}", ""]
+    if summary.get("interactive"):
+        lines += [f"Interactive report: [{summary['interactive']}]({summary['interactive']}) ({INTERACTIVE_NOTE}).",
+                  ""]
+    lines += [*(f"- {note}" for note in summary["selection"]), "",
+              f"Evaluated checkpoints: {summary['evaluated_checkpoints']}, {summary['configurations']} configurations. "
+              "Checkpoints with an undefined test ASR (no test image classified correctly, so none to fool): "
+              f"{summary['nan_asr_rows']}, left out of the Pareto fronts and the ASR statistics.", ""]
+    lines += _front_markdown(summary) + [""] + _chance_markdown(summary["chance_accuracy"]) + [""]
+    lines += _minimum_markdown(summary["min_accuracy"])
     lines += _results_table_markdown(summary["results_table"]) + [""]
-    lines += ["## Correlation of test ASR with the distance from the pretrained model", ""]
-    for column, correlation in summary["correlations"].items():
-        r = correlation["pearson_r"]
-        lines.append(f"- {column}: Pearson r = {'n/a' if r is None else f'{r:+.3f}'} (n = {correlation['n']} "
-                     "checkpoints)")
-    lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in summary["images"]] + [""]
+    lines += _correlation_markdown(summary["correlations"]) + [""]
+    lines += ["## Figures", ""] + [f"![{name}]({name})" for name in summary["images"]] + [""]
     lines += _configuration_markdown(summary)
     return "\n".join(lines) + "\n"
 
@@ -128,8 +59,8 @@ def summary_markdown(summary: dict) -> str:
 def _front_row(group: str, entry: dict) -> list[str]:
     val, test = entry["val"], entry["test"]
     return [group, entry["method"], entry["label"] or "—", str(len(entry["seeds"])), format_stat(val["clean_acc"]),
-            format_stat(test["clean_acc"]), _gap_text(entry["gap"]["clean_acc"]), format_stat(val["asr"]),
-            format_stat(test["asr"]), _gap_text(entry["gap"]["asr"]), format_stat(test["noise_asr"]),
+            format_stat(test["clean_acc"]), _gap_text(entry["gap"]["clean_acc"]), format_rate(val, "asr"),
+            format_rate(test, "asr"), _gap_text(entry["gap"]["asr"]), format_rate(test, "noise_asr"),
             ", ".join(entry["trials"])]
 
 
@@ -146,10 +77,37 @@ def _front_markdown(summary: dict) -> list[str]:
     body = [_front_row(group, entry) for group, front in summary["pareto"].items() for entry in front]
     return (["## Pareto set", "", "Non-dominated configurations by validation means (highest clean accuracy, lowest "
              "ASR), per dataset, by ascending validation ASR; Δ = test − validation. Noise ASR: uniform noise of the "
-             "same budget, the attack's baseline.", ""]
+             "same budget, the attack's baseline. " + CI_NOTE, ""]
             + markdown_table(["dataset", "method", "key hyper-parameters", "seeds", "val clean (%)",
                               "test clean (%)", "Δ clean", "val ASR (%)", "test ASR (%)", "Δ ASR",
                               "test noise ASR (%)", "trials"], body) + ["", _gap_line(summary["val_test_gap"])])
+
+
+def _chance_markdown(chance: dict) -> list[str]:
+    """Chance accuracy per group: the floor a clean accuracy has to be read against."""
+    lines = ["Chance accuracy (100 / number of classes; the dotted line of the Pareto figures):", ""]
+    for group, level in chance.items():
+        lines.append(f"- {group}: unknown (no class count for this dataset)" if level is None else
+                     f"- {group}: {level['accuracy']:.2f} % ({level['num_classes']} classes, from {level['source']})")
+    return lines
+
+
+def _minimum_markdown(minimum: dict | None) -> list[str]:
+    if minimum is None:
+        return []
+    below = minimum["below"]
+    lines = [f"Minimum accuracy (--min-accuracy): {minimum['percent']:g} % mean clean accuracy on the selection split. "
+             f"{len(below)} of {minimum['configurations']} configurations fall below it: left out of the Pareto "
+             "fronts, marked × in the figures" + (":" if below else "."), ""]
+    lines += [f"- {entry['group']} · {entry['method']} {entry['label'] or ''}: {entry['clean_acc']:.2f} % on "
+              f"{entry['selection_split']} ({', '.join(entry['trials'])})" for entry in below]
+    return lines + ([""] if below else [])
+
+
+def _results_cell(stat: dict, interval: str, bold: bool) -> str:
+    """A results-table cell: the statistic (bold when best), its interval, and how many seeds stand behind it."""
+    value = format_stat(stat)
+    return f"{f'**{value}**' if bold else value}{interval} (n={stat['n']})"
 
 
 def _results_table_markdown(table: dict) -> list[str]:
@@ -158,19 +116,37 @@ def _results_table_markdown(table: dict) -> list[str]:
     body = []
     for label, cells in table["rows"].items():
         for metric, name in (("clean_acc", "test clean (%)"), ("asr", "test ASR (%)")):
-            stats = [cells[group]["test"][metric] if group in cells else None for group in groups]
-            texts = ["—" if stat is None else format_stat(stat) for stat in stats]
-            texts = [f"**{text}**" if stat is not None and best.get((group, metric)) == stat["mean"] else text
-                     for text, stat, group in zip(texts, stats, groups)]
+            texts = ["—" if group not in cells else _results_cell(
+                cells[group]["test"][metric], format_interval(cells[group]["test"].get(f"{metric}_ci")),
+                best.get((group, metric)) == cells[group]["test"][metric]["mean"]) for group in groups]
             body.append([label if metric == "clean_acc" else "", name] + texts)
     configurations = [f"- {label} · {group}: {r['label'] or 'one configuration'} (n = {len(r['seeds'])}; selected "
                       f"on {r['selection_split']}: clean {r[r['selection_split']]['clean_acc']['mean']:.2f}%)"
                       for label, cells in table["rows"].items() for group, r in cells.items()]
     return (["## Results by method (Table 2/4 style)", "", "Each cell: the test numbers of the method's configuration "
-             "with the best mean validation accuracy (the paper tunes on clean accuracy). Bold: the best value per "
-             "column (highest clean accuracy, lowest ASR).", ""]
+             "with the best mean validation accuracy (the paper tunes on clean accuracy), and n, its seeds. Bold: the "
+             "best value per column (highest clean accuracy, lowest ASR). " + CI_NOTE, ""]
             + markdown_table(["method", "metric"] + groups, body)
             + ["", "Configuration behind each cell:", ""] + configurations)
+
+
+def _coefficient(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"
+
+
+def _correlation_markdown(correlations: dict) -> list[str]:
+    """Per distance: every checkpoint pooled, then each method alone, rank-based (Spearman) beside Pearson."""
+    body = []
+    for column, record in correlations.items():
+        subjects = {"all methods (pooled)": record["pooled"], **record["by_method"]}
+        body += [[column, subject, str(c["n"]), _coefficient(c["spearman_rho"]), _coefficient(c["pearson_r"])]
+                 for subject, c in subjects.items()]
+    return (["## Correlation of test ASR with the distance from the pretrained model", "",
+             "Methods sit at different operating points, so a pooled coefficient "
+             "can show a trend no single method has: read the per-method rows. Spearman's ρ is rank-based (any "
+             "monotonic relation, robust to outliers); Pearson's r measures a linear one. n/a: fewer than 3 "
+             "checkpoints, or a constant side.", ""]
+            + markdown_table(["distance", "checkpoints of", "n", "Spearman ρ", "Pearson r"], body))
 
 
 def _configuration_markdown(summary: dict) -> list[str]:

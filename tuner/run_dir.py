@@ -2,7 +2,7 @@
 
 RUN_DIR = STORAGE/NAME is where Ray Tune keeps the experiment; beside it the commands write
 `sweep.json` (the sweep's settings), `trials.parquet` (one row per trial), `robustness.parquet` (one row per
-attacked checkpoint) and `report/`. A location is an absolute local path or a URI (s3://, gs://), read and
+attacked checkpoint), `ray.log` (Ray's own output) and `report/`. A location is an absolute local path or a URI (s3://, gs://), read and
 written through pyarrow's filesystems; every write is atomic, so a crash never leaves a half-written file.
 """
 import importlib.metadata
@@ -21,10 +21,11 @@ from trainables.errors import UserError
 SWEEP_RECORD = "sweep.json"
 TRIALS_TABLE = "trials.parquet"
 ROBUSTNESS_TABLE = "robustness.parquet"
+RAY_LOG = "ray.log"
 REPORT_FOLDER = "report"
 SUMMARY_JSON = "summary.json"
 SUMMARY_MARKDOWN = "summary.md"
-VERSIONED_PACKAGES = ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow")
+VERSIONED_PACKAGES = ("torch", "torchvision", "ray", "optuna", "advertorch", "pyarrow", "plotly")
 
 
 def is_uri(location: str | Path) -> bool:
@@ -61,6 +62,32 @@ def _filesystem(where: str | Path) -> tuple[pyarrow.fs.FileSystem, str]:
 def is_directory(where: str) -> bool:
     filesystem, path = _filesystem(where)
     return filesystem.get_file_info(path).type == pyarrow.fs.FileType.Directory
+
+
+def remove(where: str) -> None:
+    """Delete a run directory and everything in it (nothing when there is none)."""
+    filesystem, path = _filesystem(where)
+    if filesystem.get_file_info(path).type == pyarrow.fs.FileType.Directory:
+        filesystem.delete_dir(path)
+
+
+def size_in_bytes(where: str) -> int:
+    """The total size of the files under `where`."""
+    filesystem, path = _filesystem(where)
+    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return 0
+    infos = filesystem.get_file_info(pyarrow.fs.FileSelector(path, recursive=True))
+    return sum(info.size for info in infos if info.type == pyarrow.fs.FileType.File)
+
+
+def human_size(size: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as disks are sold)."""
+    unit = "B"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            break
+        size /= 1000
+    return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def _write_atomically(where: str, payload: bytes) -> None:

@@ -6,8 +6,7 @@ from ray import tune
 from search_spaces import SearchSpace, SpaceError, check_domain
 from trainables.config import CONFIG_KEYS
 from trainables.errors import UserError
-
-SEARCHES = ("grid", "random", "optuna", "optuna-mo")
+from tuner.cli import SEARCHES
 
 
 def sampled_domain(domain: dict[str, Any]):

@@ -5,7 +5,7 @@ from ray.tune import ExperimentAnalysis
 from ray.tune.experiment import Trial
 
 from trainables.config import resolve_config, selection_metrics
-from tuner.attack import stopped_early
+from tuner.attack_stage import stopped_early
 
 
 def trial_rows(analysis: ExperimentAnalysis) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Every dataset by name: the embedded `digits` target, the synthetic source task and the paper datasets.
+"""Every dataset by name: the embedded targets, the synthetic source task, the paper datasets and the user's
+own image folder (`imagefolder`).
 
 Each task has three disjoint splits. The validation split is carved from the official training split,
 stratified by class, with a fixed seed independent of the trial seed, so every trial of a sweep (every
@@ -14,8 +15,11 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from trainables.data.digits import DIGITS_IMAGE_SIZE, digits_split
+from trainables.data.imagefolder import LAYOUT as IMAGE_FOLDER_LAYOUT
+from trainables.data.imagefolder import load_imagefolder_split
 from trainables.data.images import ImageListDataset, paper_transforms
-from trainables.data.paper import load_paper_split
+from trainables.data.names import DATASET_NAMES, EMBEDDED_DATASETS, IMAGE_FOLDER
+from trainables.data.paper import ImageListSplit, load_paper_split
 from trainables.data.subsample import balanced_subsample, stratified_split
 from trainables.data.synthetic import NOVEL_SHAPES
 from trainables.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
@@ -23,11 +27,6 @@ from trainables.data.synthetic import generate_shapes
 from trainables.data.tensors import TensorImageDataset
 from trainables.errors import UserError
 
-# `synthetic` is the embedded source task the project pretrains its stand-in "public model" on; `novel_shapes`
-# (the embedded default target) and `digits` are transferred to.
-EMBEDDED_DATASETS = ("novel_shapes", "digits", "synthetic")
-PAPER_DATASETS = ("dog", "bird", "action", "indoor", "flower")
-DATASET_NAMES = EMBEDDED_DATASETS + PAPER_DATASETS
 SYNTHETIC_IMAGE_SIZE = 32
 SYNTHETIC_TEST_IMAGES = 2_000
 SYNTHETIC_TRAIN_SEED, SYNTHETIC_TEST_SEED = 1_000, 1_001
@@ -106,7 +105,7 @@ def build_transfer_data(name: str, data_root: str | Path | None = None, fraction
         augment = v2.Compose([v2.RandomCrop(SYNTHETIC_IMAGE_SIZE, padding=2), v2.RandomHorizontalFlip()])
         return _tensor_task(name, SYNTHETIC_CLASSES, images, labels, test_images, test_labels, augment, fraction,
                             seed, val_fraction)
-    split = load_paper_split(name, _required_root(name, data_root))
+    split = load_image_split(name, data_root)
     train_transform, test_transform = paper_transforms()
     items = split.train
     kept, val = split_indices([label for _, label in items], fraction, seed, val_fraction,
@@ -151,14 +150,24 @@ def dataset_summary(name: str, data_root: str | Path | None = None, fraction: fl
         data = build_transfer_data(name, fraction=fraction, seed=seed, val_fraction=val_fraction)
         return {"dataset": name, "classes": data.num_classes, "train": len(data.train),
                 "val": len(data.val) if data.val is not None else 0, "test": len(data.test)}
-    split = load_paper_split(name, _required_root(name, data_root))
+    split = load_image_split(name, data_root)
     kept, val = split_indices([label for _, label in split.train], fraction, seed, val_fraction,
                               _positions(split.train, split.official_val))
     return {"dataset": name, "classes": len(split.classes), "train": len(kept), "val": len(val),
             "test": len(split.test)}
 
 
-def _required_root(name: str, data_root: str | Path | None) -> Path:
+def load_image_split(name: str, data_root: str | Path | None) -> ImageListSplit:
+    """A paper dataset's or the image folder's (image path, label) lists, its layout checked."""
     if not data_root:
-        raise UserError(f"dataset {name!r} needs --data-root: the folder its official archive was unpacked in")
-    return Path(data_root)
+        raise UserError(f"dataset {name!r} needs --data-root: {data_root_hint(name)}")
+    if name == IMAGE_FOLDER:
+        return load_imagefolder_split(data_root)
+    return load_paper_split(name, data_root)
+
+
+def data_root_hint(name: str) -> str:
+    """What --data-root holds for dataset `name`."""
+    if name == IMAGE_FOLDER:
+        return f"the folder holding train/ and test/ ({IMAGE_FOLDER_LAYOUT})"
+    return "the folder its official archive was unpacked in"

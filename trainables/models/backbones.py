@@ -1,39 +1,24 @@
 """Backbones with a fresh linear head, normalisation inside the model, feature taps and spatial dropout.
 
+A backbone is any torchvision classification model by name, or the embedded narrow ResNet-18
+(`resnet18_w<WIDTH>`); `trainables.models.layout` says where its taps and head are.
+
 Inputs are [0, 1] pixels (attacks and their budgets live in that space); each network normalises
 internally. Taps use forward hooks, so torchvision's modules stay untouched and state-dict keys keep
 torchvision's names (`body.` prefix aside).
 """
-import re
-from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 import torch
 from torch import nn
 from torchvision import models
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from trainables.errors import UserError
+from trainables.models.archs import NARROW_RESNET_PATTERN, check_arch
+from trainables.models.layout import ArchLayout, find_layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-NARROW_RESNET_PATTERN = re.compile(r"^resnet18_w(\d+)$")
-TORCHVISION_ARCHS = ("resnet18", "resnet50", "resnet101", "mobilenet_v2")
-RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
-# MobileNetV2 `features` regrouped into five stages, each ending after a stride-2 group (4,3,4,6,2 modules).
-MOBILENET_V2_STAGES = ("features.3", "features.6", "features.10", "features.16", "features.18")
-
-
-@dataclass(frozen=True)
-class ArchLayout:
-    stages: tuple[str, ...]  # modules whose outputs are distilled (and followed by spatial dropout)
-    head: str  # the nn.Linear replaced for the target task
-    penultimate: str  # module whose *input* is the penultimate feature vector
-
-
-RESNET_LAYOUT = ArchLayout(RESNET_STAGES, head="fc", penultimate="fc")
-MOBILENET_V2_LAYOUT = ArchLayout(MOBILENET_V2_STAGES, head="classifier.1", penultimate="classifier")
 
 
 class NarrowResNet18(ResNet):
@@ -58,24 +43,32 @@ class NarrowResNet18(ResNet):
                 nn.init.zeros_(module.bias)
 
 
-def is_narrow_arch(arch: str) -> bool:
-    return NARROW_RESNET_PATTERN.match(arch) is not None
-
-
-def check_arch(arch: str) -> None:
-    if arch not in TORCHVISION_ARCHS and not is_narrow_arch(arch):
-        allowed = ", ".join(TORCHVISION_ARCHS + ("resnet18_w<WIDTH> (e.g. resnet18_w32)",))
-        raise UserError(f"unknown arch {arch!r}; choose one of {allowed}")
-
-
-def build_body(arch: str, num_classes: int) -> tuple[nn.Module, ArchLayout]:
-    """An untrained torchvision-format network with a `num_classes` head, and where its taps are."""
+def build_body(arch: str, num_classes: int, taps: str | None = None) -> tuple[nn.Module, ArchLayout]:
+    """An untrained torchvision-format network with a `num_classes` head, and where its taps and head are
+    (`taps`: comma-separated module names to distil; None = the arch's known stages)."""
     check_arch(arch)
     narrow = NARROW_RESNET_PATTERN.match(arch)
     if narrow:
-        return NarrowResNet18(int(narrow.group(1)), num_classes), RESNET_LAYOUT
-    body = getattr(models, arch)(weights=None, num_classes=num_classes)
-    return body, MOBILENET_V2_LAYOUT if arch == "mobilenet_v2" else RESNET_LAYOUT
+        body = NarrowResNet18(int(narrow.group(1)), num_classes)
+    else:
+        body = models.get_model(arch, weights=None, num_classes=num_classes)
+    return body, find_layout(arch, body, taps)
+
+
+def build_skeleton(arch: str, num_classes: int, taps: str | None = None) -> tuple[nn.Module, ArchLayout]:
+    """`build_body` without allocating or initialising weights (the meta device) where the constructor allows
+    it; RegNet computes its widths with tensors, so it is built for real."""
+    try:
+        with torch.device("meta"):
+            return build_body(arch, num_classes, taps)
+    except NotImplementedError:
+        return build_body(arch, num_classes, taps)
+
+
+@cache
+def check_layout(arch: str, taps: str | None) -> None:
+    """That `arch` builds, has an nn.Linear head and the distilled layers `taps` names (or known ones)."""
+    build_skeleton(arch, 2, taps)
 
 
 class TransferNet(nn.Module):
@@ -95,7 +88,7 @@ class TransferNet(nn.Module):
         self._captured: dict | None = None
         for index, name in enumerate(layout.stages):
             body.get_submodule(name).register_forward_hook(partial(self._after_stage, index))
-        body.get_submodule(layout.penultimate).register_forward_pre_hook(self._before_head)
+        body.get_submodule(layout.head).register_forward_pre_hook(self._before_head)
 
     @property
     def head(self) -> nn.Linear:

@@ -9,16 +9,7 @@ import torch
 from torchvision import models
 
 from trainables.errors import UserError
-from trainables.models.backbones import TORCHVISION_ARCHS, is_narrow_arch
-
-# The ImageNet weights of the paper's era (torchvision's original releases).
-IMAGENET_WEIGHTS = {
-    "resnet18": models.ResNet18_Weights.IMAGENET1K_V1,
-    "resnet50": models.ResNet50_Weights.IMAGENET1K_V1,
-    "resnet101": models.ResNet101_Weights.IMAGENET1K_V1,
-    "mobilenet_v2": models.MobileNet_V2_Weights.IMAGENET1K_V1,
-}
-assert set(IMAGENET_WEIGHTS) == set(TORCHVISION_ARCHS)
+from trainables.models.archs import is_narrow_arch
 
 
 @dataclass(frozen=True)
@@ -39,9 +30,16 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
+def imagenet_weights(arch: str) -> models.WeightsEnum:
+    """The ImageNet weights of the paper's era: torchvision's original release (IMAGENET1K_V1), or its default
+    for the few models that have no such release."""
+    releases = models.get_model_weights(arch)
+    return releases.__members__.get("IMAGENET1K_V1", releases.DEFAULT)
+
+
 def torchvision_cache_file(arch: str) -> Path:
     """Where torchvision's downloader would have put the weights (TORCH_HOME/hub/checkpoints/...)."""
-    url = IMAGENET_WEIGHTS[arch].url
+    url = imagenet_weights(arch).url
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
 
 
@@ -64,11 +62,11 @@ def imagenet_pretrained(arch: str) -> Pretrained:
     path = torchvision_cache_file(arch)
     if not path.is_file():
         raise UserError(
-            f"ImageNet weights for {arch} not found offline: put {path.name} ({IMAGENET_WEIGHTS[arch].url}) "
+            f"ImageNet weights for {arch} not found offline: put {path.name} ({imagenet_weights(arch).url}) "
             f"in {path.parent} (set TORCH_HOME to move it) or pass --weights FILE"
         )
     state = load_state_file(path)
-    return Pretrained(state, f"imagenet:{IMAGENET_WEIGHTS[arch]}", state_digest(state))
+    return Pretrained(state, f"imagenet:{imagenet_weights(arch)}", state_digest(state))
 
 
 def file_pretrained(path: str | Path) -> Pretrained:

@@ -1,0 +1,129 @@
+"""The final stage: attack the selected checkpoints of a (finished or running) sweep (the command line is
+`tuner.attack`).
+
+Checkpoints are selected by the trials' validation numbers (test only where val_fraction = 0, which the rows
+record) and scored on both splits. One adversarial set per (pretrained weights, data split, attack), crafted
+once and cached; every selected checkpoint is scored on it. Rows land in RUN_DIR/robustness.parquet; rows
+already there are kept, not recomputed.
+"""
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from ray import tune
+from ray.tune import Checkpoint, ExperimentAnalysis
+from tqdm import tqdm
+
+from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
+from trainables.attack_presets import attack_config
+from trainables.config import TrialConfig, resolve_config, selection_metrics
+from trainables.data.registry import EMBEDDED_DATASETS
+from trainables.errors import UserError
+from trainables.robustness import distance_metrics, load_evaluation_model, split_metrics
+from tuner.cli import SELECTIONS
+from tuner.pareto import pareto_front
+from tuner.run_dir import ROBUSTNESS_TABLE, join, location, read_rows, write_rows
+
+
+
+@dataclass(frozen=True)
+class Candidate:
+    trial_id: str
+    config: TrialConfig
+    checkpoint: Checkpoint
+    selection_acc: float  # the trial's last reported accuracy on its selection split (validation, if any)
+    selection_asr: float  # likewise its ASR (optuna-mo sweeps), else NaN
+    stopped_early: bool  # a scheduler stopped it before its schedule ended: not the method's result
+
+
+def default_attack_preset(dataset: str) -> str:
+    if dataset == "digits":
+        return "digits"
+    return "embedded" if dataset in EMBEDDED_DATASETS else "paper"
+
+
+def candidates(run_dir: str | Path) -> list[Candidate]:
+    """Each trial of the experiment with a checkpoint, at its latest one: the model the method produced
+    (for SWA runs the average, not a mid-training snapshot that happened to score higher)."""
+    run_dir = location(run_dir)
+    if not tune.Tuner.can_restore(run_dir):
+        raise UserError(f"{run_dir} is not a Ray Tune run directory (no experiment state in it)")
+    analysis = ExperimentAnalysis(run_dir)
+    found = []
+    for trial in analysis.trials:
+        checkpoint = analysis.get_last_checkpoint(trial)
+        if checkpoint is None:
+            continue
+        last = trial.last_result or {}
+        config = resolve_config(trial.config)
+        accuracy, asr = selection_metrics(config.selection_split)
+        found.append(Candidate(trial.trial_id, config, checkpoint, float(last.get(accuracy, math.nan)),
+                               float(last.get(asr, math.nan)), stopped_early(last)))
+    return found
+
+
+def stopped_early(last_result: dict) -> bool:
+    return last_result.get("iteration", 0) < last_result.get("total_iters", 0)
+
+
+def select(found: list[Candidate], how: str, top_k: int | None, include_stopped: bool = False) -> list[Candidate]:
+    """The checkpoints the final stage attacks, chosen by the trials' selection-split numbers alone (never
+    test). `clean` and `pareto` leave out trials a scheduler stopped early unless `include_stopped`."""
+    if how not in SELECTIONS:
+        raise UserError(f"unknown --select {how!r}; choose one of {', '.join(SELECTIONS)}")
+    pool = found if include_stopped or how == "all" else [c for c in found if not c.stopped_early]
+    if how == "pareto":
+        if all(math.isnan(c.selection_asr) for c in pool):
+            raise UserError("--select pareto needs trials that report an ASR (an optuna-mo sweep); use clean or all")
+        chosen = [pool[i] for i in pareto_front([c.selection_acc for c in pool], [c.selection_asr for c in pool])]
+    elif how == "clean":
+        chosen = sorted(pool, key=lambda c: -c.selection_acc)
+    else:
+        chosen = list(pool)
+    return chosen[:top_k] if top_k else chosen
+
+
+def evaluation_splits(config: TrialConfig) -> tuple[str, ...]:
+    return ("val", "test") if config.selection_split == "val" else ("test",)
+
+
+def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int | None = None,
+                     preset: str | None = None, device: str | None = None, include_stopped: bool = False,
+                     **attack_overrides) -> list[dict]:
+    """Score the selected checkpoints on the validation and the test split; returns every row of
+    RUN_DIR/robustness.parquet."""
+    run_dir = location(run_dir)
+    if preset is not None:
+        attack_config(preset, **attack_overrides)  # a bad preset or value fails before any work
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    chosen = select(candidates(run_dir), select_how, top_k, include_stopped)
+    table = join(run_dir, ROBUSTNESS_TABLE)
+    rows = read_rows(table)
+    done = {(row["checkpoint_path"], row["test_attack_key"]) for row in rows}
+    sets = {}
+    for candidate in tqdm(chosen, desc="attacking checkpoints", unit="ckpt", file=sys.stderr):
+        attack = attack_config(preset or default_attack_preset(candidate.config.dataset), **attack_overrides)
+        crafted = {}
+        for split in evaluation_splits(candidate.config):
+            spec = AdversarialSetSpec.from_trial(candidate.config, attack, split)
+            if spec not in sets:
+                sets[spec] = adversarial_set(spec, device)
+            crafted[split] = sets[spec]
+        if (candidate.checkpoint.path, crafted["test"].key) in done:
+            continue
+        with candidate.checkpoint.as_directory() as directory:
+            model, config = load_evaluation_model(directory, device)
+        row = {"trial_id": candidate.trial_id, **asdict(config), "selection_split": config.selection_split,
+               "stopped_early": candidate.stopped_early, "num_classes": model.head.out_features}
+        for split_set in crafted.values():
+            row |= split_metrics(model, split_set, device)
+        rows.append(row | distance_metrics(model, crafted["test"], device) | attack.record() | {
+            "attack_budget_pixels": attack.budget_in_pixels(crafted["test"].pretrained.std.flatten().tolist()),
+            "weights_digest": crafted["test"].weights_digest, "checkpoint_path": candidate.checkpoint.path,
+            "evaluated_at": time.time(),
+        })
+        write_rows(rows, table)  # after every checkpoint: an interrupted stage keeps what it measured
+    return rows

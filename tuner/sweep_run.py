@@ -1,0 +1,301 @@
+"""The sweep's work, after its command line (tuner.sweep) or its Python API (tuner.api) handed over the
+settings: sources warmed up, selection-split adversarial sets crafted, the trials under Ray Tune (Ray's own
+output in RUN_DIR/ray.log, a live status on the console), then the final stage and the report.
+"""
+import argparse
+import importlib.util
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import ray
+from ray import tune
+from ray.tune import ExperimentAnalysis, ResultGrid
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
+from trainables.attack_presets import attack_config
+from trainables.cache import cache_root
+from trainables.config import selection_metrics
+from trainables.errors import UserError
+from trainables.methods import get_method
+from trainables.threads import use_threads
+from trainables.trainable import transfer_trainable
+from trainables.trial import pretrained_for
+from tuner.attack_stage import default_attack_preset, run_attack_stage, stopped_early
+from tuner.cli import SCHEDULERS
+from tuner.dry_run import plan_summary
+from tuner.progress import LiveStatus
+from tuner.ray_output import ray_output_to
+from tuner.recipes import RECIPE_ATTACK_PRESET
+from tuner.report_build import build_report
+from tuner.report_render import front_digest
+from tuner.run_dir import (RAY_LOG, ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, human_size, is_uri, join,
+                           location, run_name, package_versions, read_json, remove, size_in_bytes, write_json, write_rows)
+from tuner.sweep_plan import Plan, plan, sweep_parts
+from tuner.trials_table import trial_rows, unfinished
+
+
+# A preempted trial loses at most this much beyond its `checkpoint_every`; checkpointing more often costs disk
+# writes and, with num_to_keep, a forced experiment snapshot each.
+MIN_CHECKPOINT_INTERVAL_S = 60.0
+
+
+class SweepInterrupted(Exception):
+    """Trials were left unfinished (Ctrl-C, a lost cluster); the message is the command that continues."""
+
+
+@dataclass
+class SweepOutcome:
+    """What one sweep produced: its run directories (one per recipe part), Tune's ResultGrid for each, and the
+    report's location and summary record (None with --no-attack or --dry-run)."""
+
+    run_dirs: list[str] = field(default_factory=list)
+    result_grids: list[ResultGrid] = field(default_factory=list)
+    report: str | None = None
+    summary: dict | None = None
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """Trials a scheduler stopped early reach Optuna as PRUNED, not COMPLETE with a partial score
+    (Ray's OptunaSearch reports whatever the last result was)."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        super().on_trial_complete(trial_id, None if result and stopped_early(result) else result, error)
+
+
+def searcher(search: str, seed: int, split: str):
+    accuracy, asr = selection_metrics(split)
+    if search == "optuna":
+        return PruningOptunaSearch(metric=accuracy, mode="max", sampler=optuna.samplers.TPESampler(seed=seed))
+    if search == "optuna-mo":
+        # Searcher and scheduler get their own metrics: TuneConfig(metric=...) would make this single-objective.
+        return PruningOptunaSearch(metric=[accuracy, asr], mode=["max", "min"],
+                                   sampler=optuna.samplers.TPESampler(seed=seed))
+    return None  # Tune's basic variant generator: grid_search and random sampling
+
+
+def scheduler(name: str, longest: int, eval_every: int, split: str):
+    if name not in SCHEDULERS:
+        raise UserError(f"unknown --scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    if name == "fifo":
+        return FIFOScheduler()
+    grace = max(eval_every, longest // 9)
+    return ASHAScheduler(time_attr="iteration", metric=selection_metrics(split)[0], mode="max", max_t=longest,
+                         grace_period=grace, reduction_factor=3)
+
+
+def sweep_record(args: argparse.Namespace, space_name: str, run_dir: str) -> dict:
+    return {"space": space_name, "run_dir": run_dir, "argv": sys.argv[1:], "settings": vars(args),
+            "versions": package_versions(), "written_at": time.time()}
+
+
+def resumed_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
+    """The interrupted sweep's own settings; only where to find it, which cluster to use and how much to print
+    come from now."""
+    from tuner.sweep import parse_args
+    record = read_json(join(run_dir, SWEEP_RECORD))
+    if record is None or not tune.Tuner.can_restore(run_dir):
+        raise UserError(f"--resume: no sweep to continue at {run_dir}")
+    return argparse.Namespace(**{**vars(parse_args([])), **record["settings"], "resume": True, "name": args.name,
+                                 "storage": args.storage, "address": args.address, "verbose": args.verbose})
+
+
+def prepare_run_dir(args: argparse.Namespace, run_dir: str) -> None:
+    """A new sweep never lands in an existing one's directory (two experiments in one folder, sweep.json
+    overwritten): refused, or replaced with --overwrite. A recipe's existing parts are continued."""
+    exists = read_json(join(run_dir, SWEEP_RECORD)) is not None
+    if args.overwrite:
+        remove(run_dir)
+    elif exists and not args.resume and not args.recipe:
+        raise UserError(f"run directory {run_dir} already holds a sweep: continue it with --resume --name "
+                        f"{run_name(run_dir)}, replace it with --overwrite, or choose another --name")
+
+
+def final_stage_preset(args: argparse.Namespace) -> str | None:
+    """The attack preset the user chose; recipes default to the one that produced the published numbers (the
+    authors' evaluation script); None: each dataset's default."""
+    return args.attack or (RECIPE_ATTACK_PRESET if args.recipe else None)
+
+
+def attack_overrides(args: argparse.Namespace) -> dict:
+    return {"budget": args.budget, "step": args.step, "iters": args.attack_iters}
+
+
+def selection_sets(args: argparse.Namespace, planned: Plan) -> dict:
+    """One adversarial set on the selection split per distinct pretrained model and data among the planned
+    trials (the final stage's attack: the same cached set it scores on), crafted before the trials and put in
+    Ray's object store; each trial fetches its own and reports its ASR at every evaluation."""
+    sets = {}
+    for config in planned.configs:
+        attack = attack_config(final_stage_preset(args) or default_attack_preset(config.dataset),
+                               **attack_overrides(args))
+        spec = AdversarialSetSpec.from_trial(config, attack, planned.split)
+        if spec not in sets:
+            sets[spec] = ray.put(adversarial_set(spec).adversarial_images())
+    return sets
+
+
+def reports_asr(args: argparse.Namespace) -> bool:
+    """Whether trials get an adversarial set: optuna-mo selects on ASR; otherwise whenever the final stage will
+    craft it anyway."""
+    return args.search == "optuna-mo" or not args.no_attack
+
+
+def warm_up_sources(args: argparse.Namespace, configs: list) -> None:
+    """Find or pretrain each source model here, where its progress is visible, not in many trials at once."""
+    sources = {(c.arch, c.weights, c.source_images, c.source_iters, c.cache_dir): c for c in configs
+               if get_method(c.method).needs_pretrained or reports_asr(args)}
+    for config in sources.values():
+        pretrained_for(config)
+
+
+def tracking_callbacks(args: argparse.Namespace, planned: Plan) -> list:
+    """Ray's own MLflow logger, when asked for: every trial a run of the experiment named after the sweep."""
+    if not args.mlflow_uri:
+        return []
+    if importlib.util.find_spec("mlflow") is None:  # Ray's callback would fail only once the experiment starts
+        raise UserError("--mlflow-uri needs MLflow: pip install 'renotune[mlflow]'")
+    import mlflow
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    try:  # reach the tracking server (or store) now: a wrong URI is one line here, not a traceback mid-sweep
+        mlflow.MlflowClient(tracking_uri=args.mlflow_uri).search_experiments(max_results=1)
+    except Exception as error:  # MLflow raises many kinds; each is the user's URI or server
+        raise UserError(f"--mlflow-uri {args.mlflow_uri}: {str(error).splitlines()[0]}") from None
+    return [MLflowLoggerCallback(tracking_uri=args.mlflow_uri, experiment_name=planned.name, save_artifact=False)]
+
+
+def new_tuner(args: argparse.Namespace, planned: Plan, storage: str, trainable) -> tune.Tuner:
+    status = LiveStatus(set(planned.space.parameters), planned.expected_trials, planned.split)
+    return tune.Tuner(
+        trainable, param_space=planned.values,
+        run_config=tune.RunConfig(
+            name=planned.name, storage_path=storage, verbose=1 if args.verbose else 0,
+            # The latest checkpoint is all that resume and the final stage read.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=2),  # e.g. a CUDA OOM when fractions overpack a GPU
+            callbacks=[status, *tracking_callbacks(args, planned)],
+        ),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher(args.search, args.seed, planned.split),
+            scheduler=scheduler(args.scheduler, planned.longest, min(c.eval_every for c in planned.configs),
+                                planned.split),
+            num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent, reuse_actors=True,
+        ),
+    )
+
+
+def sweep_trainable(args: argparse.Namespace, planned: Plan):
+    """The trainable with this sweep's resources, checkpoint pace and the adversarial sets its trials report
+    ASR on."""
+    sets = selection_sets(args, planned) if reports_asr(args) else None
+    trainable = tune.with_parameters(transfer_trainable, adversarial_sets=sets,
+                                     min_checkpoint_interval_s=MIN_CHECKPOINT_INTERVAL_S)
+    return tune.with_resources(trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
+
+
+def sweep_tuner(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> tune.Tuner:
+    """A new Tuner (its sweep.json written), or the interrupted one restored."""
+    run_dir, trainable = join(storage, planned.name), sweep_trainable(args, planned)
+    if args.resume:
+        return tune.Tuner.restore(run_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    tuner = new_tuner(args, planned, storage, trainable)
+    write_json(sweep_record(args, planned.space.name, run_dir) | extra, join(run_dir, SWEEP_RECORD))
+    return tuner
+
+
+def collect_trials(args: argparse.Namespace, planned: Plan, storage: str) -> str:
+    """trials.parquet from the experiment state; SweepInterrupted, naming the command that continues, when
+    trials are unfinished. Returns the run directory."""
+    run_dir = join(storage, planned.name)
+    analysis = ExperimentAnalysis(run_dir)
+    write_rows(trial_rows(analysis), join(run_dir, TRIALS_TABLE))
+    print(f"trials table: {join(run_dir, TRIALS_TABLE)}")
+    waiting = len(unfinished(analysis)) + max(0, planned.expected_trials - len(analysis.trials))
+    if waiting:
+        again = f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {planned.name}"
+        raise SweepInterrupted(f"interrupted with {waiting} of {planned.expected_trials} trials unfinished; "
+                               f"continue with: python -m tuner.sweep {again} --storage {storage}")
+    return run_dir
+
+
+def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict,
+               ray_log: Path | None) -> tuple[str, ResultGrid]:
+    """One sweep (resumed when args.resume); its run directory and results once every trial ended."""
+    warm_up_sources(args, planned.configs)
+    tuner = sweep_tuner(args, planned, storage, extra)
+    started = time.time()
+    print(f"sweep {planned.name}: space {planned.space.name} ({planned.space.description}); {args.search} search, "
+          f"{args.scheduler} scheduler; {planned.expected_trials} trials; results in {join(storage, planned.name)}"
+          + (f"; Ray's output in {ray_log}" if ray_log else ""), flush=True)
+    with ray_output_to(ray_log):
+        results = tuner.fit()
+    print(f"trials done in {time.time() - started:.0f} s: {len(results)} trials, {results.num_errors} failed")
+    return collect_trials(args, planned, storage), results
+
+
+def ray_log_file(args: argparse.Namespace, storage: str, name: str) -> Path | None:
+    """Where Ray's own output goes: RUN_DIR/ray.log (a local file beside a remote run directory); None with
+    --verbose, which leaves it on the console."""
+    if args.verbose:
+        return None
+    run_dir = join(storage, name)
+    return cache_root() / "logs" / f"{name}.log" if is_uri(run_dir) else Path(run_dir) / RAY_LOG
+
+
+def start_ray(args: argparse.Namespace, ray_log: Path | None) -> None:
+    """Ray for this process, started once: a second sweep in the same Python process reuses it."""
+    if ray.is_initialized():
+        return
+    with ray_output_to(ray_log):
+        if args.address:
+            ray.init(address=args.address, configure_logging=False, log_to_driver=False)
+        else:
+            ray.init(address="local", num_cpus=args.num_cpus, num_gpus=args.num_gpus, include_dashboard=False,
+                     configure_logging=False, log_to_driver=False)
+
+
+def attack_and_report(args: argparse.Namespace, run_dirs: list[str]) -> tuple[str, dict]:
+    for run_dir in run_dirs:
+        run_attack_stage(run_dir, args.select, args.top_k, final_stage_preset(args),
+                         include_stopped=args.include_stopped, **attack_overrides(args))
+        print(f"robustness table: {join(run_dir, ROBUSTNESS_TABLE)}")
+    report, summary = build_report(run_dirs, recipe=args.recipe, include_stopped=args.include_stopped,
+                                   min_accuracy=args.min_accuracy)
+    print("\n".join(front_digest(summary)))
+    print(f"report: {report}")
+    return report, summary
+
+
+def run_sweep_args(args: argparse.Namespace) -> SweepOutcome:
+    """The whole sweep for parsed and checked settings (tuner.sweep's flags)."""
+    # The driver warms up sources, crafts and scores between the trials' phases: the local CPUs Ray gets.
+    use_threads(None if args.address else args.num_cpus)
+    storage = location(args.storage)
+    if args.resume:
+        args = resumed_args(args, join(storage, args.name))
+    plans = [plan(args, space, name) for space, name in sweep_parts(args)]
+    if args.dry_run:
+        print(plan_summary(args, plans))
+        return SweepOutcome()
+    for planned in plans:
+        prepare_run_dir(args, join(storage, planned.name))
+    ray_log = ray_log_file(args, storage, plans[0].name)
+    start_ray(args, ray_log)
+    outcome = SweepOutcome()
+    for planned in plans:
+        part_args = args
+        if args.recipe and read_json(join(join(storage, planned.name), SWEEP_RECORD)) is not None:
+            part_args = argparse.Namespace(**{**vars(args), "resume": True})
+        run_dir, results = run_trials(part_args, planned, storage, {"recipe": args.recipe} if args.recipe else {},
+                                      ray_log)
+        outcome.run_dirs.append(run_dir)
+        outcome.result_grids.append(results)
+    if not args.no_attack:
+        outcome.report, outcome.summary = attack_and_report(args, outcome.run_dirs)
+    for run_dir in outcome.run_dirs:
+        print(f"run directory {run_dir}: {human_size(size_in_bytes(run_dir))}")
+    return outcome
