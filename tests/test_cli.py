@@ -27,6 +27,9 @@ def test_help_imports_neither_torch_nor_ray(module):
     result = run("-c", probe)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stderr and "--help" in result.stdout
+    if module == "tuner.sweep":  # defaults are shown, and only where there is one
+        assert "search algorithm (default: grid)" in " ".join(result.stdout.split())
+        assert "(default: None)" not in result.stdout
 
 
 def every_action(parser: argparse.ArgumentParser) -> list[argparse.Action]:

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config
-from trainables.checkpoint import CHECKPOINT_FILE, load_checkpoint, load_model_state, save_checkpoint
+from trainables.checkpoint import (CHECKPOINT_FILE, is_finished_checkpoint, load_checkpoint, load_model_state,
+                                   save_checkpoint)
 from trainables.config import resolve_config
 from trainables.robustness import load_evaluation_model
 from trainables.trial import prepare_run
@@ -34,12 +35,18 @@ def test_resume_gives_the_same_next_metrics(method, stop_after_reports, tmp_path
 def test_checkpoint_holds_the_evaluation_model_and_loads_weights_only(tmp_path):
     config = resolve_config(tiny_config("renofeation"))
     run = prepare_run(config)
-    *_, final = run.reports()
+    reports = run.reports()
+    first = next(reports)
+    (tmp_path / "mid").mkdir()
+    save_checkpoint(run, tmp_path / "mid")
+    state = load_checkpoint(tmp_path / "mid")  # torch.load(weights_only=True) inside
+    assert state["iteration"] == first["iteration"] < config.total_iters
+    assert state["config"]["method"] == "renofeation" and not is_finished_checkpoint(tmp_path / "mid")
+    *_, final = reports
     save_checkpoint(run, tmp_path)
-    state = load_checkpoint(tmp_path)  # torch.load(weights_only=True) inside
-    assert (tmp_path / CHECKPOINT_FILE).is_file()
-    assert state["iteration"] == config.total_iters == final["iteration"]
-    assert state["config"]["method"] == "renofeation"
+    # finished: nothing left to resume, so only the evaluation model (and the config) is kept
+    assert is_finished_checkpoint(tmp_path) and not (tmp_path / CHECKPOINT_FILE).exists()
+    assert load_model_state(tmp_path)["iteration"] == config.total_iters == final["iteration"]
     model = run.evaluation_model()
     assert model is run.averaged.module
     saved = load_model_state(tmp_path)["model"]

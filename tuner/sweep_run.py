@@ -39,8 +39,8 @@ from tuner.sweep_plan import Plan, plan, sweep_parts
 from tuner.trials_table import trial_rows, unfinished
 
 
-# A preempted trial loses at most this much beyond its `checkpoint_every`; checkpointing more often costs disk
-# writes and, with num_to_keep, a forced experiment snapshot each.
+# Without early stopping, a preempted trial loses at most this much beyond its `checkpoint_every`; checkpointing
+# more often costs disk writes and, with num_to_keep, a forced experiment snapshot each.
 MIN_CHECKPOINT_INTERVAL_S = 60.0
 
 
@@ -192,8 +192,10 @@ def sweep_trainable(args: argparse.Namespace, planned: Plan):
     """The trainable with this sweep's resources, checkpoint pace and the adversarial sets its trials report
     ASR on."""
     sets = selection_sets(args, planned) if reports_asr(args) else None
-    trainable = tune.with_parameters(transfer_trainable, adversarial_sets=sets,
-                                     min_checkpoint_interval_s=MIN_CHECKPOINT_INTERVAL_S)
+    # A trial a scheduler stops may end at any report: then every `checkpoint_every` checkpoint is kept in
+    # pace, so the final stage has the model it stopped at (and --include-stopped something to attack).
+    pace = MIN_CHECKPOINT_INTERVAL_S if args.scheduler == "fifo" else 0.0
+    trainable = tune.with_parameters(transfer_trainable, adversarial_sets=sets, min_checkpoint_interval_s=pace)
     return tune.with_resources(trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
 
 
