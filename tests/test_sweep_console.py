@@ -9,6 +9,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from ray.tune.experiment import Trial
 
 from tests.test_sweep import TINY
 from trainables.checkpoint import CHECKPOINT_FILE, MODEL_FILE
@@ -25,22 +26,29 @@ class Terminal(io.StringIO):
 
 
 def trial(trial_id: str, **result) -> SimpleNamespace:
-    return SimpleNamespace(trial_id=trial_id, config={"method": "delta", "lambda_feat": 0.1}, last_result=result)
+    return SimpleNamespace(trial_id=trial_id, config={"method": "delta", "lambda_feat": 0.1}, last_result=result,
+                           status=Trial.PENDING)
 
 
-def replay(status: LiveStatus) -> None:
-    """Two trials: both start, one reports twice in quick succession, then both finish."""
+def replay(status: LiveStatus, earlier: tuple = ()) -> None:
+    """Two trials (beside `earlier` ones, ended before a resume): both start, one reports twice in quick
+    succession, then both end. Like Tune, a trial's status changes only after its callback."""
     first, second = trial("t1"), trial("t2")
-    status.on_trial_start(0, [], first)
-    status.on_trial_start(0, [], second)
+    trials = [*earlier, first, second]
+    status.on_trial_start(0, trials, first)
+    first.status = Trial.RUNNING
+    status.on_trial_start(0, trials, second)
+    second.status = Trial.RUNNING
     for iteration, accuracy in ((5, 40.0), (10, 50.0)):
         first.last_result = {"iteration": iteration, "total_iters": 10, "val_acc": accuracy, "val_asr": 20.0}
-        status.on_trial_result(0, [], first, first.last_result)
+        status.on_trial_result(0, trials, first, first.last_result)
     second.last_result = {"iteration": 10, "total_iters": 10, "val_acc": 30.0}
-    status.on_trial_result(0, [], second, second.last_result)
-    status.on_trial_complete(0, [], first)
-    status.on_trial_error(0, [], second)
-    status.on_experiment_end([])
+    status.on_trial_result(0, trials, second, second.last_result)
+    status.on_trial_complete(0, trials, first)
+    first.status = Trial.TERMINATED
+    status.on_trial_error(0, trials, second)
+    second.status = Trial.ERROR
+    status.on_experiment_end(trials)
 
 
 def test_live_status_in_a_log_is_one_plain_line_per_change(monkeypatch):
@@ -59,6 +67,15 @@ def test_live_status_in_a_log_is_one_plain_line_per_change(monkeypatch):
     assert lines[-2].startswith("[1/2 done] t1 method=delta lambda_feat=0.1 finished: val clean 50.00% val ASR "
                                 "20.00% | best so far 50.00% (t1")
     assert lines[-1].startswith("[2/2 done] t2 method=delta lambda_feat=0.1 FAILED: val clean 30.00%")
+
+
+def test_a_resumed_sweep_counts_the_trials_ended_before(monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "console", lambda: log)
+    finished_before = SimpleNamespace(trial_id="t0", config={}, last_result={}, status=Trial.TERMINATED)
+    replay(LiveStatus({"lambda_feat"}, 3, "val"), earlier=(finished_before,))
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("[1/3 done, 1 running] t1") and lines[-1].startswith("[3/3 done] t2")
 
 
 def terminal_replay(monkeypatch, columns: int) -> str:
@@ -166,6 +183,11 @@ def test_a_run_name_in_use_is_refused_unless_overwritten(tiny_sweep):
     assert replaced.returncode == 0, replaced.stderr[-3000:]
     assert len(list((storage / "tiny").glob("experiment_state-*.json"))) == 1
     assert not (storage / "tiny" / "robustness.parquet").exists()  # the replaced sweep's tables are gone
+    resumed = subprocess.run([sys.executable, "-m", "tuner.sweep", "--storage", str(storage), "--name", "tiny",
+                              "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]  # the recorded --overwrite is not replayed
+    assert len(list((storage / "tiny").glob("transfer_trainable_*/checkpoint_*"))) == 3
+    assert "trials done" in resumed.stdout and " finished:" not in resumed.stdout  # nothing ran again
 
 
 def test_an_unusable_mlflow_uri_is_one_line_before_any_trial(tmp_path):

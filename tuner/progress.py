@@ -27,6 +27,10 @@ def describe(config: dict, swept: set[str]) -> str:
     return " ".join(f"{key}={config[key]}" for key in HYPER_PARAMETERS if key in swept and key in config)
 
 
+def ended(trials: list[Trial]) -> int:
+    return sum(trial.status in (Trial.TERMINATED, Trial.ERROR) for trial in trials)
+
+
 def is_terminal(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -41,15 +45,17 @@ class LiveStatus(Callback):
         self.split = split
         self.accuracy, self.asr = selection_metrics(split)
         self.running: dict[str, Trial] = {}
-        self.done = 0
+        self.done = 0  # from the trials' statuses, so a resumed sweep counts the trials finished before
         self.logged_at: dict[str, float] = {}  # when each trial's progress was last written to a log
         self.latest: dict[str, tuple[float, Trial]] = {}  # each trial's last accuracy: what selection will see
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
+        self.done = ended(trials)
         self.running[trial.trial_id] = trial
         self._changed(f"{trial.trial_id} {describe(trial.config, self.swept)} started")
 
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info) -> None:
+        self.done = ended(trials)
         self.running[trial.trial_id] = trial
         self._consider_best(trial, result)
         now = time.monotonic()
@@ -58,18 +64,19 @@ class LiveStatus(Callback):
             self._changed(f"{trial.trial_id} {self._progress(trial, result)}")
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self._ended(trial, "finished")
+        self._ended(trials, trial, "finished")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
-        self._ended(trial, "FAILED")
+        self._ended(trials, trial, "FAILED")
 
     def on_experiment_end(self, trials: list[Trial], **info) -> None:
         if is_terminal(console()):
             self._write(CLEAR_LINE)
 
-    def _ended(self, trial: Trial, outcome: str) -> None:
+    def _ended(self, trials: list[Trial], trial: Trial, outcome: str) -> None:
         self.running.pop(trial.trial_id, None)
-        self.done += 1
+        # Tune calls back before it updates `trial.status`: this one counts as ended, whatever it says.
+        self.done = 1 + ended([other for other in trials if other is not trial])
         result = trial.last_result or {}
         stopped = " (stopped early)" if stopped_early(result) else ""
         line = (f"[{self.done}/{self._total()} done] {trial.trial_id} {describe(trial.config, self.swept)} "

@@ -100,8 +100,10 @@ def resumed_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
     record = read_json(join(run_dir, SWEEP_RECORD))
     if record is None or not tune.Tuner.can_restore(run_dir):
         raise UserError(f"--resume: no sweep to continue at {run_dir}")
-    return argparse.Namespace(**{**vars(parse_args([])), **record["settings"], "resume": True, "name": args.name,
-                                 "storage": args.storage, "address": args.address, "verbose": args.verbose})
+    # Never the recorded --overwrite: continuing a sweep must not delete it.
+    return argparse.Namespace(**{**vars(parse_args([])), **record["settings"], "resume": True, "overwrite": False,
+                                 "name": args.name, "storage": args.storage, "address": args.address,
+                                 "verbose": args.verbose, "dry_run": args.dry_run})
 
 
 def prepare_run_dir(args: argparse.Namespace, run_dir: str) -> None:
