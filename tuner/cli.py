@@ -22,7 +22,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Defaults shown after each flag's help, but not "(default: None)" for flags that have none."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False, argparse.SUPPRESS) or action.default == []:
+        if action.default is None or action.default is False or action.default in (argparse.SUPPRESS, []):
             return action.help or ""
         return super()._get_help_string(action)
 
