@@ -55,3 +55,17 @@ def test_checkpoint_holds_the_evaluation_model_and_loads_weights_only(tmp_path):
     loaded, loaded_config = load_evaluation_model(tmp_path, torch.device("cpu"))
     assert loaded_config == config and not loaded.training
     assert all((loaded.state_dict()[k] == v).all() for k, v in model.state_dict().items())
+
+
+def test_reporting_asr_does_not_change_what_the_trial_trains():
+    """Trials of a sweep that reports ASR train exactly like trials that do not (and optuna-mo like grid)."""
+    config = resolve_config(tiny_config("delta", iters=6, eval_every=2))
+    plain = prepare_run(config)
+    plain_reports = list(plain.reports())
+    with_asr = prepare_run(config)
+    validation_images = torch.stack([image for image, _ in with_asr.data.val])
+    with_asr.adversarial_images = validation_images.flip(-1)  # any images of the split's size will do
+    asr_reports = list(with_asr.reports())
+    assert all("val_asr" in report for report in asr_reports)
+    assert [{k: v for k, v in report.items() if k != "val_asr"} for report in asr_reports] == plain_reports
+    assert all(torch.equal(plain.student.state_dict()[k], v) for k, v in with_asr.student.state_dict().items())

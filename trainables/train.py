@@ -181,7 +181,9 @@ class TransferRun:
         # From integer counts, like the final stage, so both report the same number for the same checkpoint.
         metrics = {"selection_split": split, accuracy: 100.0 * int((predicted == labels).sum()) / len(labels)}
         if self.adversarial_images is not None:
-            adversarial, _ = predictions(model, TensorDataset(self.adversarial_images, labels), self.device)
+            # Its own RNG stream (a DataLoader draws a seed): reporting ASR must not change what the trial trains.
+            with torch.random.fork_rng(devices=[]):
+                adversarial, _ = predictions(model, TensorDataset(self.adversarial_images, labels), self.device)
             metrics[asr] = attack_counts(labels, predicted, adversarial).asr
         return metrics
 
