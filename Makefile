@@ -6,7 +6,7 @@ INSTALLED := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
 
-.PHONY: demo test browser
+.PHONY: demo test test-fast browser
 
 $(INSTALLED): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -32,3 +32,7 @@ browser:
 
 test: $(INSTALLED) browser
 	$(PYTHON) -m pytest
+
+# The developer loop: every test but those marked `slow` (minutes each; `make test` and CI run them too).
+test-fast: $(INSTALLED) browser
+	$(PYTHON) -m pytest -m "not slow"

@@ -2,11 +2,14 @@
 
     .venv/bin/python benchmarks/trial_speed.py [--arch resnet18] [--image-size 224] [--device cuda]
         [--methods finetune,delta,renofeation,delta_adv] [--iters 40] [--batch-size 64]
+        [--precisions amp,fp32] [--compile]
 
 Random images and random "pretrained" weights of the right shapes: speed and memory do not depend on the
 pixel values, so this runs anywhere without datasets or weights. Times the main loop after 5 warm-up
 iterations (the SWA stage costs the same per iteration); on CUDA also reports peak allocated memory, which
-times the trials per GPU must fit in the card.
+times the trials per GPU must fit in the card. `amp` is the trial's CUDA default (bf16 autocast or fp16 + loss
+scaling, channels_last: trainables.precision), `fp32` the config with `amp` and `channels_last` off; `--compile`
+adds each with `torch.compile` on the student's and the teacher's forward pass (compilation not timed).
 """
 import argparse
 import time
@@ -31,11 +34,20 @@ def random_task(image_size: int, images: int = 512, classes: int = 100) -> Trans
     return TransferData("random", classes, train, None, test, train)
 
 
-def measure(method: str, arch: str, data: TransferData, iters: int, batch_size: int, device: torch.device) -> dict:
+PRECISIONS = {"amp": {"amp": True, "channels_last": True}, "fp32": {"amp": False, "channels_last": False}}
+
+
+def measure(method: str, arch: str, data: TransferData, iters: int, batch_size: int, device: torch.device,
+            precision: str = "amp", compiled: bool = False) -> dict:
     config = resolve_config({"method": method, "arch": arch, "batch_size": batch_size, "iters": iters + WARM_UP,
-                             "eval_every": 10 * iters, "checkpoint_every": 10 * iters, "swa": False})
+                             "eval_every": 10 * iters, "checkpoint_every": 10 * iters, "swa": False,
+                             **PRECISIONS[precision]})
     body, _ = build_body(arch, num_classes=1000)
     run = TransferRun(config, data, Pretrained(body.state_dict(), "random", "random"), device)
+    if compiled:
+        run.student.compile()  # forward_features calls the module, so the compiled graph runs
+        if run.regularizer is not None:
+            run.regularizer.compile()
     images = torch.stack([data.train[i][0] for i in range(batch_size)]).to(device)
     labels = torch.tensor([data.train[i][1] for i in range(batch_size)], device=device)
     for _ in range(WARM_UP):
@@ -50,7 +62,8 @@ def measure(method: str, arch: str, data: TransferData, iters: int, batch_size: 
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return {"method": method, "it_per_s": iters / seconds, "peak_gib": peak}
+    return {"method": method, "it_per_s": iters / seconds, "peak_gib": peak,
+            "setting": precision + (" compiled" if compiled else ""), "precision": run.precision.describe()}
 
 
 def main() -> None:
@@ -62,6 +75,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--precisions", default="amp", help="comma-separated: amp (the CUDA default), fp32")
+    parser.add_argument("--compile", action="store_true", help="also measure each with torch.compile")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -69,8 +84,11 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({args.threads} threads)"
     print(f"{args.arch} at {args.image_size}px, batch {args.batch_size}, on {name}, torch {torch.__version__}")
     for method in args.methods.split(","):
-        result = measure(method, args.arch, data, args.iters, args.batch_size, device)
-        print(f"{result['method']:>12}: {result['it_per_s']:7.1f} it/s   peak memory {result['peak_gib']:.2f} GiB")
+        for precision in args.precisions.split(","):
+            for compiled in (False, True) if args.compile else (False,):
+                result = measure(method, args.arch, data, args.iters, args.batch_size, device, precision, compiled)
+                print(f"{result['method']:>12} {result['setting']:<13} ({result['precision']}): "
+                      f"{result['it_per_s']:7.1f} it/s   peak memory {result['peak_gib']:.2f} GiB", flush=True)
 
 
 if __name__ == "__main__":

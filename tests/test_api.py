@@ -23,6 +23,7 @@ def fresh_ray():
     ray.shutdown()  # other tests start their own
 
 
+@pytest.mark.slow
 def test_run_sweep_twice_in_one_process(tmp_path, fresh_ray):
     first = run_sweep(space="lambda_feat_quick", method="delta", iters=4, storage=str(tmp_path), name="first",
                       **TINY_SETTINGS)
@@ -47,6 +48,7 @@ def test_settings_are_checked_like_flags(settings, named):
         sweep_settings(**settings)
 
 
+@pytest.mark.slow
 def test_the_api_example_runs(tmp_path):
     result = subprocess.run([sys.executable, str(EXAMPLE), "--storage", str(tmp_path), "--iters", "4"],
                             capture_output=True, text=True, timeout=900)

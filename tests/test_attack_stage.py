@@ -33,13 +33,13 @@ def finished_sweep(tmp_path_factory):
 def count_evaluations(monkeypatch) -> list[str]:
     """The key of each adversarial set a checkpoint was scored on, one entry per checkpoint and split."""
     calls = []
-    real = stage.split_metrics
+    real = stage.group_split_metrics
 
-    def counted(model, crafted, device):
-        calls.append(crafted.key)
-        return real(model, crafted, device)
+    def counted(group, states, crafted):
+        calls.extend([crafted.key] * len(states))
+        return real(group, states, crafted)
 
-    monkeypatch.setattr(stage, "split_metrics", counted)
+    monkeypatch.setattr(stage, "group_split_metrics", counted)
     return calls
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+pytestmark = pytest.mark.slow  # a real `ray start` cluster: about 90 s
+
 RAY = str(Path(sys.executable).with_name("ray"))
 TINY = ["--set", "arch=resnet18_w8", "--set", "source_images=400", "--set", "source_iters=20",
         "--set", "fraction=0.1", "--set", "batch_size=16", "--space", "lambda_feat", "--method", "delta",

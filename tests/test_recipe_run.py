@@ -13,6 +13,7 @@ from tests.layouts import MAKERS
 from trainables.data.names import PAPER_DATASETS
 
 
+@pytest.mark.slow
 def test_table2_recipe_runs_on_every_paper_dataset(tmp_path):
     data_root = tmp_path / "data"
     for name in PAPER_DATASETS:

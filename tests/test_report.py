@@ -510,6 +510,7 @@ def test_a_min_accuracy_that_is_no_percentage_is_one_error_line(value, run_dir, 
     assert not (tmp_path / "never").exists()
 
 
+@pytest.mark.slow
 def test_the_command_line_takes_min_accuracy_and_rejects_150(run_dir, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tuner.report", "--run", str(run_dir), "--min-accuracy", "150"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -16,7 +16,8 @@ from trainables.models.network import build_network
 from trainables.evaluation import attack_counts
 import torch.nn.functional as F
 
-from trainables.robustness import feature_distance, split_metrics, weight_distance
+import trainables.robustness as robustness
+from trainables.robustness import CheckpointGroup, feature_distance, group_split_metrics, split_metrics, weight_distance
 from trainables.trial import prepare_run, pretrained_for
 
 TINY_ATTACK = {"iters": 5}
@@ -92,6 +93,22 @@ def test_set_is_crafted_once_and_reused_for_other_checkpoints(monkeypatch, tmp_p
         assert 0 <= result["test_noise_asr"] <= 100
     other_attack = AdversarialSetSpec.from_trial(spec.trial_config(), attack_config("embedded", iters=6), "test")
     assert adversarial_set(other_attack).key != first.key and calls == [0, 0]
+
+
+def test_checkpoints_scored_together_score_as_one_at_a_time(monkeypatch, tmp_path):
+    """The final stage loads each checkpoint into one module and, on a GPU, runs several per pass (vmap): the
+    rows must be those of scoring each model on its own."""
+    spec = AdversarialSetSpec.from_trial(resolve_config(tiny_config("finetune", cache_dir=str(tmp_path))),
+                                         attack_config("embedded", **TINY_ATTACK), "test")
+    crafted = adversarial_set(spec)
+    models = [trained_run(method).evaluation_model() for method in ("finetune", "retrain", "renofeation")]
+    alone = [split_metrics(model, crafted, torch.device("cpu")) for model in models]
+    group = CheckpointGroup(spec.trial_config().arch, models[0].head.out_features, None, torch.device("cpu"))
+    states = [model.state_dict() for model in models]
+    for per_pass in (1, 2):  # one after another (the CPU default), then stacked two per pass (a GPU's way)
+        monkeypatch.setattr(robustness, "CHECKPOINTS_PER_PASS", {"cpu": per_pass})
+        assert group_split_metrics(group, states, crafted) == alone
+    assert len({row["test_clean_correct"] for row in alone}) > 1  # three different models
 
 
 def test_a_truncated_cache_file_is_rebuilt_not_used(monkeypatch, tmp_path):

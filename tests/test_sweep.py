@@ -69,6 +69,7 @@ def test_lambda_feat_space_covers_the_papers_range_log_spaced():
     assert SPACES["lambda_feat"].parameters["lambda_feat"]["loguniform"] == [0.01, 10.0]
 
 
+@pytest.mark.slow
 def test_user_yaml_space_runs_and_bad_spaces_fail_in_one_line(tmp_path):
     good = tmp_path / "mine.yaml"
     good.write_text("methods: [finetune]\nparameters:\n  lr: {grid: [0.01, 0.02]}\nfixed: {momentum: 0.0}\n")
@@ -93,6 +94,7 @@ def test_user_yaml_space_runs_and_bad_spaces_fail_in_one_line(tmp_path):
     assert not (tmp_path / "bad0").exists()  # nothing half-written
 
 
+@pytest.mark.slow
 def test_optuna_multi_objective_reports_asr_and_its_pareto_set_is_non_dominated(tmp_path):
     sweep(tmp_path, "mo", "--space", "lambda_feat", "--method", "delta", "--search", "optuna-mo",
           "--num-samples", "4", "--iters", "6", "--select", "pareto")
@@ -110,6 +112,7 @@ def test_optuna_multi_objective_reports_asr_and_its_pareto_set_is_non_dominated(
     assert (tmp_path / "mo" / "report" / "pareto.png").is_file()
 
 
+@pytest.mark.slow
 def test_optuna_mo_gives_each_backbone_its_own_adversarial_set(tmp_path):
     space = tmp_path / "two_backbones.yaml"
     space.write_text("methods: [delta]\nparameters:\n  arch: {choice: [resnet18_w8, resnet18_w4]}\n"
@@ -155,6 +158,7 @@ def test_optuna_learns_from_validation_accuracy():
     assert best.value == 90.0 and best.params["lambda_feat"] == suggested["a"]["lambda_feat"]
 
 
+@pytest.mark.slow
 def test_asha_stops_trials_early_and_they_are_marked_not_method_results(tmp_path):
     # --iters 27 scales the intervals by 27/600: a checkpoint every 3 iterations, so stopped trials have one too
     sweep(tmp_path, "asha", "--space", "lambda_feat", "--method", "delta", "--scheduler", "asha",
@@ -181,6 +185,7 @@ def max_overlap(rows: list[dict]) -> int:
     return peak
 
 
+@pytest.mark.slow
 def test_quarter_gpus_pack_four_trials_onto_one_gpu(tmp_path):
     sweep(tmp_path, "gpus", "--space", "lambda_feat", "--method", "delta", "--iters", "40",
           "--num-cpus", "4", "--num-gpus", "1", "--cpus-per-trial", "1", "--gpus-per-trial", "0.25", "--no-attack")
@@ -189,6 +194,7 @@ def test_quarter_gpus_pack_four_trials_onto_one_gpu(tmp_path):
     assert max_overlap(rows) == 4
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_without_losing_or_rerunning_trials(tmp_path):
     command = [sys.executable, "-m", "tuner.sweep", "--storage", str(tmp_path), "--name", "resume", *TINY,
                "--space", "lambda_feat", "--method", "delta", "--iters", "200", "--max-concurrent", "1",
@@ -220,6 +226,7 @@ def test_interrupted_sweep_resumes_without_losing_or_rerunning_trials(tmp_path):
         assert (run_dir / name / "result.json").read_text() == text  # finished trials were not run again
 
 
+@pytest.mark.slow
 def test_address_runs_trials_on_both_nodes_of_a_two_node_cluster(tmp_path):
     from ray.cluster_utils import Cluster
 

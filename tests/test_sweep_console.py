@@ -171,6 +171,7 @@ def test_mlflow_gets_one_run_per_trial_with_its_metrics(tiny_sweep, monkeypatch)
     assert all("val_acc" in run.data.metrics and "val_asr" in run.data.metrics for run in runs)
 
 
+@pytest.mark.slow
 def test_a_run_name_in_use_is_refused_unless_overwritten(tiny_sweep):
     storage, _ = tiny_sweep
     again = [sys.executable, "-m", "tuner.sweep", "--storage", str(storage), "--name", "tiny", *TINY,

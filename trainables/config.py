@@ -50,6 +50,13 @@ class TrialConfig:
     eval_every: int = 1000
     checkpoint_every: int = 5000  # a report carries a checkpoint this often, and at the end of each stage
     num_workers: int = 4
+    # On CUDA only (trainables.precision): autocast to bf16 (fp16 + loss scaling without bf16) and channels_last.
+    amp: bool = True
+    channels_last: bool = True
+    # DELTA/DELTA-R/Renofeation: the frozen teacher's features of every image training can show it (the embedded
+    # datasets' crops and flips) computed once into cache_dir and reused (trainables.teacher_cache); False = run
+    # the teacher on every batch. Trials whose augmentation is unbounded (paper datasets, imagefolder) ignore it.
+    teacher_cache: bool = True
     cache_dir: str | None = None
     source_images: int = 10_000  # the embedded synthetic source model's recipe
     source_iters: int = 3_000
@@ -74,6 +81,9 @@ EMBEDDED_PROFILE: dict[str, Any] = {
     "adv_step": 0.05,
     "swa_iters": 500,
     "swa_every": 25,
+    # At 32 px a GPU step is launch-bound: autocast's casts made it 8-12 % slower on an H200 (benchmarks/README.md).
+    "amp": False,
+    "channels_last": False,
 }
 def selection_metrics(split: str) -> tuple[str, str]:
     """The names of the accuracy and the ASR a trial reports on `split` ("val", or "test" without one)."""

@@ -6,17 +6,21 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from trainables.precision import FP32, Precision
+
 EVAL_BATCH_SIZE = 256
 
 
 @torch.no_grad()
-def predictions(model: nn.Module, dataset: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def predictions(model: nn.Module, dataset: Dataset, device: torch.device,
+                precision: Precision = FP32) -> tuple[torch.Tensor, torch.Tensor]:
     """(predicted labels, true labels) over the whole dataset, in dataset order, on the CPU."""
     was_training = model.training
     model.eval()
     predicted, truth = [], []
     for images, labels in DataLoader(dataset, batch_size=EVAL_BATCH_SIZE):
-        predicted.append(model(images.to(device)).argmax(dim=1).cpu())
+        with precision.autocast():
+            predicted.append(model(precision.images(images.to(device))).argmax(dim=1).cpu())
         truth.append(labels)
     model.train(was_training)
     return torch.cat(predicted), torch.cat(truth)

@@ -15,6 +15,7 @@ from trainables.data.registry import TransferData
 from trainables.models.backbones import TransferNet
 from trainables.models.network import build_teacher
 from trainables.models.weights import Pretrained
+from trainables.teacher_cache import TeacherFeatureCache
 
 if TYPE_CHECKING:  # trainables.config imports the method specs, which import this module
     from trainables.config import TrialConfig
@@ -45,6 +46,9 @@ class Regularizer(nn.Module):
 
     def __init__(self, parts: RunParts):
         super().__init__()
+
+    def before_training(self) -> None:
+        """Called by the loop before its first step, a resumed run's too, under the trial's autocast."""
 
     def checkpoint_state(self) -> dict:
         """What it computed from the data before the first step (nothing for most), for a resume to reuse."""
@@ -90,7 +94,8 @@ def feature_distillation(student: list[torch.Tensor], teacher: list[torch.Tensor
 class FeatureDistillation(Regularizer):
     """DELTA's behavioural regulariser as the Renofeation code has it (Li et al., ICLR 2019, without the
     channel attention): sum over the distilled stages j of mean_{b,c,h,w} (FM_j(w, x) - FM_j(w0, x))^2, the
-    pretrained model frozen in evaluation mode."""
+    pretrained model frozen in evaluation mode. Its features come from `trainables.teacher_cache` where the
+    training images are known ahead (the embedded datasets), computed once; from the live teacher otherwise."""
 
     weight_key = "lambda_feat"
     metric = "feature_loss"
@@ -99,10 +104,20 @@ class FeatureDistillation(Regularizer):
         super().__init__(parts)
         self.teacher = build_teacher(parts.config.arch, parts.data.num_classes, parts.pretrained,
                                      parts.config.taps).to(parts.device)
+        self.teacher_cache = TeacherFeatureCache.for_run(self.teacher, parts)  # not a module: never checkpointed
 
-    def teacher_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def before_training(self) -> None:
+        if self.teacher_cache is not None:
+            self.teacher_cache.open()
+
+    def live_teacher_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
         with torch.no_grad():
             return self.teacher.forward_features(images)[1]
+
+    def teacher_stages(self, images: torch.Tensor) -> list[torch.Tensor]:
+        if self.teacher_cache is None:
+            return self.live_teacher_stages(images)
+        return self.teacher_cache.stages(images, self.live_teacher_stages)
 
     def forward(self, images: torch.Tensor, stages: list[torch.Tensor]) -> torch.Tensor:
         return feature_distillation(stages, self.teacher_stages(images))

@@ -24,6 +24,7 @@ from trainables.methods import get_method
 from trainables.models.backbones import TransferNet
 from trainables.models.network import build_network
 from trainables.models.weights import Pretrained
+from trainables.precision import precision_for
 from trainables.regularizers import HeadPenalty, Regularizer, RunParts
 
 
@@ -64,10 +65,14 @@ class TransferRun:
             self.student.reset_parameters()
         if config.dropout:
             self.student.enable_spatial_dropout(config.dropout_p)
-        self.student.to(self.device)
+        self.precision = precision_for(self.device, config.amp, config.channels_last)
+        self.precision.module(self.student.to(self.device))
         self.head_penalty = HeadPenalty(self.student.head, config.head_beta)
         self.regularizer: Regularizer | None = None if self.spec.regularizer is None else \
             self.spec.regularizer_class(RunParts(config, self.student, pretrained, data))
+        if self.regularizer is not None:
+            self.precision.module(self.regularizer)  # the teacher computes like the student
+        self.grad_scaler = self.precision.grad_scaler()
         self.optimizer = self._optimizer()
         self.schedule = CosineAnnealingLR(self.optimizer, T_max=config.iters)
         self.averaged = AveragedModel(self.student) if config.swa else None
@@ -103,6 +108,9 @@ class TransferRun:
     def reports(self, after_step: Callable[[], None] | None = None) -> Iterator[dict]:
         """Train to the end; yield metrics every `eval_every` iterations and at the end of each stage, calling
         `after_step` (e.g. a progress bar's update) after every step."""
+        if self.regularizer is not None:
+            with self.precision.autocast():  # cached teacher features in the dtype the live teacher gives
+                self.regularizer.before_training()
         batches = iter(self._loader(self.data.train, IterationBatches(
             len(self.data.train), self.config.batch_size, self.config.seed, self.iteration, self.total_iters)))
         while self.iteration < self.total_iters:
@@ -119,16 +127,19 @@ class TransferRun:
         if self.attack is not None:
             images, labels = self._with_adversarial(images, labels)
         self.student.train(self.spec.trains == "all")  # a frozen backbone keeps its BatchNorm statistics
-        logits, stages, _ = self.student.forward_features(images)
-        cross_entropy = F.cross_entropy(logits, labels)
-        loss = cross_entropy + self.head_penalty()
-        penalty = torch.zeros(())
-        if self.regularizer is not None:
-            penalty = self.regularizer(images, stages)
-            loss = loss + getattr(self.config, self.regularizer.weight_key) * penalty
+        images = self.precision.images(images)
+        with self.precision.autocast():
+            logits, stages, _ = self.student.forward_features(images)
+            cross_entropy = F.cross_entropy(logits, labels)
+            loss = cross_entropy + self.head_penalty()
+            penalty = torch.zeros(())
+            if self.regularizer is not None:
+                penalty = self.regularizer(images, stages)
+                loss = loss + getattr(self.config, self.regularizer.weight_key) * penalty
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.grad_scaler.scale(loss).backward()
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
         self.iteration += 1
         if self.swa_schedule is not None:
             self.swa_schedule.step()
@@ -177,13 +188,14 @@ class TransferRun:
         split = self.data.selection_split
         accuracy, asr = selection_metrics(split)
         model = self.evaluation_model()
-        predicted, labels = predictions(model, self.data.split(split), self.device)
+        predicted, labels = predictions(model, self.data.split(split), self.device, self.precision)
         # From integer counts, like the final stage, so both report the same number for the same checkpoint.
         metrics = {"selection_split": split, accuracy: 100.0 * int((predicted == labels).sum()) / len(labels)}
         if self.adversarial_images is not None:
             # Its own RNG stream (a DataLoader draws a seed): reporting ASR must not change what the trial trains.
             with torch.random.fork_rng(devices=[]):
-                adversarial, _ = predictions(model, TensorDataset(self.adversarial_images, labels), self.device)
+                adversarial, _ = predictions(model, TensorDataset(self.adversarial_images, labels), self.device,
+                                             self.precision)
             metrics[asr] = attack_counts(labels, predicted, adversarial).asr
         return metrics
 
@@ -203,6 +215,7 @@ class TransferRun:
             "averaged": self.averaged.state_dict() if self.averaged is not None else None,
             "regularizer": self.regularizer.checkpoint_state() if self.regularizer is not None else {},
             "bn_updated_at": self._bn_updated_at,
+            "grad_scaler": self.grad_scaler.state_dict(),  # empty unless fp16 scales the loss
             "window": dict(self._window),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
@@ -220,6 +233,8 @@ class TransferRun:
         if self.in_swa_stage:
             self._start_swa_stage()  # constant LR: the scheduler has no state worth restoring
         self._bn_updated_at = state["bn_updated_at"]
+        if state.get("grad_scaler"):
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
         self._window = dict(state["window"])
         torch.set_rng_state(state["rng_cpu"].cpu())
         if state["rng_cuda"]:
@@ -243,7 +258,8 @@ class TransferRun:
     def _with_adversarial(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean + PGD examples crafted on the current student (white-box, the standard adversarial training)."""
         self.student.eval()
-        adversarial = self.attack.perturb(images, labels)
+        with self.precision.autocast():
+            adversarial = self.attack.perturb(images, labels)
         return torch.cat([images, adversarial]), torch.cat([labels, labels])
 
     def _loader(self, dataset: Dataset, batch_sampler: Sampler | None = None, **options) -> DataLoader:

@@ -22,7 +22,9 @@ from trainables.attack_presets import attack_config
 from trainables.config import TrialConfig, resolve_config, selection_metrics
 from trainables.data.registry import EMBEDDED_DATASETS
 from trainables.errors import UserError
-from trainables.robustness import distance_metrics, load_evaluation_model, split_metrics
+from trainables.checkpoint import load_model_state
+from trainables.precision import precision_for
+from trainables.robustness import CHECKPOINTS_LOADED_TOGETHER, CheckpointGroup, distance_metrics, group_split_metrics
 from tuner.cli import SELECTIONS
 from tuner.pareto import pareto_front
 from tuner.run_dir import ROBUSTNESS_TABLE, join, location, read_rows, write_rows
@@ -103,8 +105,8 @@ def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int 
     table = join(run_dir, ROBUSTNESS_TABLE)
     rows = read_rows(table)
     done = {(row["checkpoint_path"], row["test_attack_key"]) for row in rows}
-    sets = {}
-    for candidate in tqdm(chosen, desc="attacking checkpoints", unit="ckpt", file=sys.stderr):
+    sets, pending = {}, []
+    for candidate in chosen:
         attack = attack_config(preset or default_attack_preset(candidate.config.dataset), **attack_overrides)
         crafted = {}
         for split in evaluation_splits(candidate.config):
@@ -112,18 +114,62 @@ def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int 
             if spec not in sets:
                 sets[spec] = adversarial_set(spec, device)
             crafted[split] = sets[spec]
-        if (candidate.checkpoint.path, crafted["test"].key) in done:
-            continue
+        if (candidate.checkpoint.path, crafted["test"].key) not in done:
+            pending.append((candidate, attack, crafted))
+    groups = {}
+    with tqdm(total=len(pending), desc="attacking checkpoints", unit="ckpt", file=sys.stderr) as progress:
+        for batch in scoring_batches(pending):
+            rows += score_batch(batch, device, groups)
+            write_rows(rows, table)  # after every batch: an interrupted stage keeps what it measured
+            progress.update(len(batch))
+    return rows
+
+
+def scoring_batches(pending: list[tuple]) -> list[list[tuple]]:
+    """Consecutive checkpoints scored together: the same architecture, adversarial sets and precision, at most
+    CHECKPOINTS_LOADED_TOGETHER of them (so an interrupted stage loses little)."""
+    batches = []
+    for item in pending:
+        if batches and len(batches[-1]) < CHECKPOINTS_LOADED_TOGETHER and _scoring_key(batches[-1][0]) == _scoring_key(item):
+            batches[-1].append(item)
+        else:
+            batches.append([item])
+    return batches
+
+
+def _scoring_key(item: tuple) -> tuple:
+    candidate, _, crafted = item
+    config = candidate.config
+    return (config.arch, config.taps, config.amp, config.channels_last,
+            tuple((split, crafted_set.key) for split, crafted_set in crafted.items()))
+
+
+def score_batch(batch: list[tuple], device: torch.device, groups: dict) -> list[dict]:
+    """One robustness row per checkpoint of `batch` (see `scoring_batches`); `groups` keeps a CheckpointGroup
+    per architecture for the next batches."""
+    states = []
+    for candidate, _, _ in batch:
         with candidate.checkpoint.as_directory() as directory:
-            model, config = load_evaluation_model(directory, device)
+            states.append(load_model_state(Path(directory), device))
+    first, _, crafted = batch[0]
+    shape = (first.config.arch, states[0]["num_classes"], first.config.taps)
+    precision = precision_for(device, first.config.amp, first.config.channels_last)
+    if (shape, precision) not in groups:
+        groups[(shape, precision)] = CheckpointGroup(*shape, device, precision)
+    group = groups[(shape, precision)]
+    weights = [state["model"] for state in states]
+    split_rows = [group_split_metrics(group, weights, split_set) for split_set in crafted.values()]
+    rows = []
+    for index, ((candidate, attack, _), state) in enumerate(zip(batch, states, strict=True)):
+        config = resolve_config(state["config"])
         row = {"trial_id": candidate.trial_id, **asdict(config), "selection_split": config.selection_split,
-               "stopped_early": candidate.stopped_early, "num_classes": model.head.out_features}
-        for split_set in crafted.values():
-            row |= split_metrics(model, split_set, device)
+               "stopped_early": candidate.stopped_early, "num_classes": state["num_classes"]}
+        for per_split in split_rows:
+            row |= per_split[index]
+        model = group.load(state["model"])
         rows.append(row | distance_metrics(model, crafted["test"], device) | attack.record() | {
             "attack_budget_pixels": attack.budget_in_pixels(crafted["test"].pretrained.std.flatten().tolist()),
             "weights_digest": crafted["test"].weights_digest, "checkpoint_path": candidate.checkpoint.path,
             "evaluated_at": time.time(),
         })
-        write_rows(rows, table)  # after every checkpoint: an interrupted stage keeps what it measured
     return rows

@@ -13,7 +13,7 @@ from trainables.data.names import DATASET_NAMES
 from trainables.errors import UserError
 
 SEARCHES = ("grid", "random", "optuna", "optuna-mo")
-SCHEDULERS = ("fifo", "asha")
+SCHEDULERS = ("fifo", "asha", "mo-asha")
 # The final stage's choices of which checkpoints to attack, by their selection-split numbers.
 SELECTIONS = ("clean", "pareto", "all")
 

@@ -71,7 +71,8 @@ def part_summary(args: argparse.Namespace, planned: Plan) -> list[str]:
         if config.method not in costs:
             costs[config.method] = measure_step(config, args.cpus_per_trial, args.gpus_per_trial)
     seconds = sum(iterations * costs[config.method].seconds for config, iterations in trials)
-    bound = "" if args.search == "grid" else "at most "
+    # Sampled searches are bounded by their longest corner; early stopping only ever shortens the grid's trials.
+    bound = "" if args.search == "grid" and args.scheduler == "fifo" else "at most "
     lines = [f"sweep {planned.name}: space {planned.space.name}; {len(trials)} trials ({args.search} search, "
              f"{args.scheduler} scheduler), selected on {planned.split}",
              f"  longest trial {planned.longest} iterations; {bound}{sum(i for _, i in trials)} training iterations"]

@@ -1,11 +1,12 @@
 """The sweep: a named search space over transfer methods and hyper-parameters, on a laptop or a cluster.
 
-    python -m tuner.sweep --space lambda_feat [--search grid|random|optuna|optuna-mo] [--scheduler fifo|asha]
+    python -m tuner.sweep --space lambda_feat [--search grid|random|optuna|optuna-mo] [--scheduler fifo|asha|mo-asha]
         [--gpus-per-trial 0.25] [--address auto] [--storage s3://bucket/runs] [--resume] [--dry-run] ...
 
 Ray Tune runs the trials (OptunaSearch with TPE, multi-objective for optuna-mo; grid/random through Tune's
-basic variant generator; ASHA on validation accuracy), then the final stage attacks the checkpoints chosen by
-their validation numbers, scores them on validation and test, and the report is written.
+basic variant generator; ASHA on validation accuracy, MO-ASHA on validation accuracy and ASR), then the final
+stage attacks the checkpoints chosen by their validation numbers, scores them on validation and test, and the
+report is written.
 RUN_DIR = STORAGE/NAME holds trials.parquet, robustness.parquet, sweep.json, ray.log, report/.
 
 This module is the command line alone and imports neither torch nor Ray (a quick --help); the work is in
@@ -40,7 +41,8 @@ def command_parser() -> OneLineErrorParser:
     how.add_argument("--num-samples", type=int, default=1, help="trials to sample (random/optuna), or repeats of "
                                                                 "the grid")
     how.add_argument("--scheduler", default="fifo", choices=SCHEDULERS,
-                     help="early stopping: none (fifo) or ASHA on validation accuracy")
+                     help="early stopping: none (fifo), ASHA on validation accuracy, or MO-ASHA on "
+                          "validation accuracy and ASR (mo-asha)")
     where = parser.add_argument_group("where it runs")
     add_resource_arguments(where)
     where.add_argument("--max-concurrent", type=int, help="at most this many trials at once")

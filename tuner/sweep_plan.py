@@ -73,12 +73,20 @@ def selection_split(configs: list[TrialConfig]) -> str:
     return splits.pop()
 
 
-def check_one_set_per_trial(values: dict) -> None:
-    """optuna-mo hands each trial the adversarial set of its own pretrained model and data: a value sampled
-    from a range would need a set per trial."""
+def selects_on_asr(args: argparse.Namespace) -> str | None:
+    """The flag that needs every trial's ASR at every evaluation (the searcher or the scheduler ranks trials on
+    it), or None."""
+    if args.search == "optuna-mo":
+        return "--search optuna-mo"
+    return "--scheduler mo-asha" if args.scheduler == "mo-asha" else None
+
+
+def check_one_set_per_trial(values: dict, flag: str) -> None:
+    """Trials that report ASR get the adversarial set of their own pretrained model and data, crafted before
+    them: a value sampled from a range would need a set per trial."""
     for key in ADVERSARIAL_SET_KEYS:
         if isinstance(values.get(key), (Float, Integer)):
-            raise UserError(f"--search optuna-mo: {key} is sampled from a range, so every trial would need its "
+            raise UserError(f"{flag}: {key} is sampled from a range, so every trial would need its "
                             f"own adversarial set; give {key} as a grid or a choice")
 
 
@@ -100,8 +108,8 @@ def plan(args: argparse.Namespace, space: SearchSpace, name: str) -> Plan:
     values = param_space(space, args.search, config_defaults(args), args.method, config_overrides(args))
     configs = [resolve_config(config) for config in trial_configs(values)]
     check_datasets(configs)
-    if args.search == "optuna-mo":
-        check_one_set_per_trial(values)
+    if needs_asr := selects_on_asr(args):
+        check_one_set_per_trial(values, needs_asr)
     swa_swept = "swa" in space.parameters
     longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
     grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)

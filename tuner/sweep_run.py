@@ -28,6 +28,7 @@ from trainables.trial import pretrained_for
 from tuner.attack_stage import default_attack_preset, run_attack_stage, stopped_early
 from tuner.cli import SCHEDULERS
 from tuner.dry_run import plan_summary
+from tuner.mo_asha import MultiObjectiveASHA
 from tuner.progress import LiveStatus
 from tuner.ray_output import ray_output_to
 from tuner.recipes import RECIPE_ATTACK_PRESET
@@ -35,7 +36,7 @@ from tuner.report_build import build_report
 from tuner.report_render import front_digest
 from tuner.run_dir import (RAY_LOG, ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, human_size, is_uri, join,
                            location, run_name, package_versions, read_json, remove, size_in_bytes, write_json, write_rows)
-from tuner.sweep_plan import Plan, plan, sweep_parts
+from tuner.sweep_plan import Plan, plan, selects_on_asr, sweep_parts
 from tuner.trials_table import trial_rows, unfinished
 
 
@@ -84,8 +85,12 @@ def scheduler(name: str, longest: int, eval_every: int, split: str):
     if name == "fifo":
         return FIFOScheduler()
     grace = max(eval_every, longest // 9)
-    return ASHAScheduler(time_attr="iteration", metric=selection_metrics(split)[0], mode="max", max_t=longest,
-                         grace_period=grace, reduction_factor=3)
+    accuracy, asr = selection_metrics(split)
+    if name == "mo-asha":
+        return MultiObjectiveASHA(time_attr="iteration", metrics=[accuracy, asr], modes=["max", "min"],
+                                  max_t=longest, grace_period=grace, reduction_factor=3)
+    return ASHAScheduler(time_attr="iteration", metric=accuracy, mode="max", max_t=longest, grace_period=grace,
+                         reduction_factor=3)
 
 
 def sweep_record(args: argparse.Namespace, space_name: str, run_dir: str) -> dict:
@@ -142,9 +147,9 @@ def selection_sets(args: argparse.Namespace, planned: Plan) -> dict:
 
 
 def reports_asr(args: argparse.Namespace) -> bool:
-    """Whether trials get an adversarial set: optuna-mo selects on ASR; otherwise whenever the final stage will
-    craft it anyway."""
-    return args.search == "optuna-mo" or not args.no_attack
+    """Whether trials get an adversarial set: optuna-mo and mo-asha select on ASR; otherwise whenever the final
+    stage will craft it anyway."""
+    return selects_on_asr(args) is not None or not args.no_attack
 
 
 def warm_up_sources(args: argparse.Namespace, configs: list) -> None:

@@ -37,6 +37,11 @@ class ImageListDataset(Dataset):
             digest.update(f"{Path(path).parent.name}/{Path(path).name}:{label}\n".encode())
         return digest.hexdigest()[:16]
 
+    def variants(self, index: int) -> None:
+        """None: the paper's RandomResizedCrop draws from a continuum of scales and aspect ratios, so the images
+        it can make of a file are not a small known set (see TensorImageDataset.variants)."""
+        return None
+
 
 def paper_transforms(image_size: int = 224, resize_size: int = 256) -> tuple[Transform, Transform]:
     """(train, test) transforms; ImageNet normalisation lives inside the model so attacks work in pixel space."""

@@ -56,6 +56,14 @@ class TransferData:
     train_plain: Dataset
 
     @property
+    def finite_training_transform(self) -> bool:
+        """Whether the training transform can only make a small known set of images of each training image
+        (none, or crops and flips: the embedded datasets), so a frozen model's outputs on every image training can
+        see are computable ahead (`trainables.teacher_cache`); False for the paper datasets and imagefolder."""
+        variants = getattr(self.train, "variants", None)
+        return variants is not None and len(self.train) > 0 and variants(0) is not None
+
+    @property
     def selection_split(self) -> str:
         """The split trials report on and hyper-parameters are chosen by."""
         return "val" if self.val is not None else "test"
