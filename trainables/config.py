@@ -53,6 +53,8 @@ class TrialConfig:
     # On CUDA only (trainables.precision): autocast to bf16 (fp16 + loss scaling without bf16) and channels_last.
     amp: bool = True
     channels_last: bool = True
+    # On CUDA, for image-file datasets: JPEG decoding (nvJPEG) and the training augmentation on the GPU.
+    gpu_decode: bool = True
     # DELTA/DELTA-R/Renofeation: the frozen teacher's features of every image training can show it (the embedded
     # datasets' crops and flips) computed once into cache_dir and reused (trainables.teacher_cache); False = run
     # the teacher on every batch. Trials whose augmentation is unbounded (paper datasets, imagefolder) ignore it.

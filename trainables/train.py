@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from trainables.advertorch_compat import LinfPGDAttack
 from trainables.config import TrialConfig, selection_metrics
+from trainables.data.device_decode import collate_encoded, decode_batch, decodes_on_device
 from trainables.data.registry import TransferData
 from trainables.evaluation import attack_counts, predictions
 from trainables.methods import get_method
@@ -111,8 +112,7 @@ class TransferRun:
         if self.regularizer is not None:
             with self.precision.autocast():  # cached teacher features in the dtype the live teacher gives
                 self.regularizer.before_training()
-        batches = iter(self._loader(self.data.train, IterationBatches(
-            len(self.data.train), self.config.batch_size, self.config.seed, self.iteration, self.total_iters)))
+        batches = self._training_batches()
         while self.iteration < self.total_iters:
             images, labels = next(batches)
             self.step(images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True))
@@ -120,6 +120,18 @@ class TransferRun:
                 after_step()
             if self.iteration % self.config.eval_every == 0 or self.iteration in (self.config.iters, self.total_iters):
                 yield self.report()
+
+    def _training_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(images, labels) of the iterations left; image files are decoded and augmented on the GPU when
+        `gpu_decode` allows (trainables.data.device_decode)."""
+        sampler = IterationBatches(len(self.data.train), self.config.batch_size, self.config.seed, self.iteration,
+                                   self.total_iters)
+        if not decodes_on_device(self.data.train, self.device, self.config.gpu_decode):
+            yield from self._loader(self.data.train, sampler)
+            return
+        encoded = self.data.train.encoded()
+        for files, labels, indices in self._loader(encoded, sampler, collate_fn=collate_encoded):
+            yield decode_batch(files, indices, encoded, self.device), labels
 
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> None:
         if self.in_swa_stage and self.swa_schedule is None:

@@ -8,6 +8,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from trainables.data.device_decode import EncodedImages
 from trainables.errors import UserError
 
 Transform = Callable[[Image.Image], torch.Tensor]
@@ -29,6 +30,10 @@ class ImageListDataset(Dataset):
         except OSError as error:
             raise UserError(f"cannot read image {path}: {error}") from error
         return self.transform(rgb), label
+
+    def encoded(self):
+        """The same files as their bytes, for decoding on the GPU (trainables.data.device_decode)."""
+        return EncodedImages(self.items, self.transform)
 
     def fingerprint(self) -> str:
         """Hash of the listed files (folder/name, label) and the transform, for cache keys."""
