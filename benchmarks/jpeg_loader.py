@@ -12,10 +12,10 @@ RandomResizedCrop 224 + horizontal flip + to [0, 1] floats) and the DataLoader e
 
 Loader: images/s drawn from a fresh loader in steady state (each worker's first batch, its start-up, is drawn
 before the clock starts: a trial starts one loader per stage and draws thousands of batches from it); files are
-read from the OS page cache, as every epoch after the first of a real run does. Step: `TransferRun.step` of `--method` on `--arch` at 224 px with batch
-`--batch-size` on one in-memory batch after warm-up iterations (benchmarks/trial_speed.py's approach). Random
-"pretrained" weights: speed does not depend on them. The verdict: loader images/s over step images/s; below 1 the
-GPU / CPU waits for data.
+read from the OS page cache, as every epoch after the first of a real run does. Step: `TransferRun.step` of
+`--method` on `--arch` at 224 px with batch `--batch-size` on one in-memory batch, timed after warm-up steps
+(benchmarks/trial_speed.py's approach); random "pretrained" weights: speed does not depend on them. The verdict:
+loader images/s over step images/s; below 1 the GPU (or CPU) waits for data.
 
 On CPU the step takes the process's threads (`--threads`, default every CPU this process may use): the loader's
 workers then compete with it for the same cores, as they do in a CPU trial.
@@ -97,6 +97,21 @@ def loader_images_per_s(run: TransferRun, batches: int) -> float:
     return count / (time.perf_counter() - started)
 
 
+def pipeline_images_per_s(run: TransferRun, batches: int) -> float:
+    """Steady-state images/s of the trial's own training batches (`TransferRun._training_batches`): on CUDA with
+    `gpu_decode` the workers only read the files and each batch is decoded and augmented on the GPU."""
+    pipeline = run._training_batches()
+    for _ in range(max(1, run.config.num_workers)):
+        next(pipeline)
+    started, count = time.perf_counter(), 0
+    for _ in range(batches):
+        images, _ = next(pipeline)
+        count += images.shape[0]
+    if run.device.type == "cuda":
+        torch.cuda.synchronize()
+    return count / (time.perf_counter() - started)
+
+
 def step_images_per_s(run: TransferRun, steps: int) -> float:
     images, labels = next(iter(run._loader(run.data.train, IterationBatches(
         len(run.data.train), run.config.batch_size, run.config.seed, 0, 1))))
@@ -171,12 +186,18 @@ def main() -> None:
         print(f"{os.cpu_count()} CPUs, torch {torch.__version__}; train split {len(run.data.train)} images, "
               f"batch {run.config.batch_size}, {batches} batches per loader measurement", flush=True)
         loader_rates = measure_loaders(run, counts, batches, args.repeats, args.num_workers)
+        if device.type == "cuda":
+            run.config = dataclasses.replace(run.config, num_workers=args.num_workers, gpu_decode=True)
+            loader_rates["gpu_decode"] = pipeline_images_per_s(run, batches)
+            print(f"pipeline with gpu_decode, num_workers={args.num_workers} (the CUDA default): "
+                  f"{loader_rates['gpu_decode']:8.1f} images/s", flush=True)
         step = step_images_per_s(run, steps)
         print(f"step, {args.method} {args.arch} 224 px batch {run.config.batch_size} on {name}: {step:8.1f} images/s "
               f"({steps} steps after {WARM_UP} warm-up)")
-    ratio = loader_rates[args.num_workers] / step
-    verdict = "the loader keeps up" if ratio >= 1 else "BOTTLENECK: the step waits for the loader"
-    print(f"verdict: loader / step = {ratio:.2f} at num_workers={args.num_workers} ({verdict})")
+    for name, rate in (("CPU decoding", loader_rates[args.num_workers]), ("gpu_decode", loader_rates.get("gpu_decode"))):
+        if rate is not None:
+            verdict = "keeps up" if rate >= step else "BOTTLENECK: the step waits for the data"
+            print(f"verdict, {name} at num_workers={args.num_workers}: data / step = {rate / step:.2f} ({verdict})")
 
 
 if __name__ == "__main__":

@@ -66,3 +66,14 @@ def test_a_corrupt_jpeg_in_a_batch_is_named(tmp_path, device):
     files, _, indices = collate_encoded([encoded[i] for i in range(len(encoded))])
     with pytest.raises(UserError, match=f"cannot read image {broken}"):
         decode_batch(files, indices, encoded, torch.device(device))
+
+
+def test_loader_workers_hand_over_encoded_batches(tmp_path, monkeypatch):
+    """Workers pass each batch's files as one tensor: one shared-memory descriptor per file ran out of them."""
+    config = resolve_config({"method": "retrain", "dataset": "indoor", "data_root": str(photo_layout(tmp_path)),
+                             "arch": "resnet18_w8", "batch_size": 4, "iters": 6, "num_workers": 2, "val_fraction": 0})
+    monkeypatch.setattr(train_module, "decodes_on_device", lambda *args: True)
+    batches = prepare_run(config)._training_batches()
+    for _ in range(6):
+        images, labels = next(batches)
+        assert images.shape == (4, 3, 224, 224) and labels.shape == (4,)

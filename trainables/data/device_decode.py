@@ -8,6 +8,7 @@ images), drawing its crops from the trial's checkpointed RNG. Files that are not
 """
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import Dataset
@@ -44,16 +45,26 @@ class EncodedImages(Dataset):
             raise UserError(f"cannot read image {path}: {error}") from error
 
 
-def collate_encoded(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[list[torch.Tensor], torch.Tensor, list[int]]:
-    """Files differ in length: a list of byte tensors, not a stacked tensor."""
+class EncodedBatch(NamedTuple):
+    """A batch's files back to back in one byte tensor: a loader worker passes each tensor to the trial through
+    its own shared-memory file descriptor, and one per file exhausts them."""
+
+    data: torch.Tensor
+    lengths: list[int]
+
+    def files(self) -> list[torch.Tensor]:
+        return list(torch.split(self.data, self.lengths))
+
+
+def collate_encoded(batch: list[tuple[torch.Tensor, int, int]]) -> tuple[EncodedBatch, torch.Tensor, list[int]]:
     encoded, labels, indices = zip(*batch, strict=True)
-    return list(encoded), torch.tensor(labels), list(indices)
+    return EncodedBatch(torch.cat(encoded), [len(data) for data in encoded]), torch.tensor(labels), list(indices)
 
 
-def decode_batch(encoded: list[torch.Tensor], indices: list[int], dataset: EncodedImages,
+def decode_batch(encoded: EncodedBatch, indices: list[int], dataset: EncodedImages,
                  device: torch.device) -> torch.Tensor:
     """The batch's images decoded on `device` and augmented there by the dataset's transform, stacked."""
-    return torch.stack([dataset.transform(image) for image in _decoded(encoded, indices, dataset, device)])
+    return torch.stack([dataset.transform(image) for image in _decoded(encoded.files(), indices, dataset, device)])
 
 
 def _decoded(encoded: list[torch.Tensor], indices: list[int], dataset: EncodedImages,
