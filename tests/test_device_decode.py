@@ -20,12 +20,14 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def photo_layout(root: Path) -> Path:
-    """The indoor layout with its tiny solid files replaced by noisy 60x80 photos, one stored as PNG."""
+    """The indoor layout with its tiny solid files replaced by 60x80 photo-like images (smooth colour fields plus a
+    little noise; on pure noise nvJPEG's chroma upsampling and libjpeg's differ by ~10 levels), one stored as PNG."""
     make_indoor(root)
     generator = np.random.default_rng(0)
     for index, path in enumerate(sorted((root / "Images").rglob("*.jpg"))):
-        pixels = generator.integers(0, 256, (60, 80, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(path, "PNG" if index == 0 else "JPEG", quality=90)
+        coarse = Image.fromarray(generator.integers(0, 256, (5, 6, 3), dtype=np.uint8)).resize((80, 60), Image.BILINEAR)
+        pixels = np.clip(np.asarray(coarse, dtype=np.int16) + generator.integers(-8, 9, (60, 80, 3)), 0, 255)
+        Image.fromarray(pixels.astype(np.uint8)).save(path, "PNG" if index == 0 else "JPEG", quality=90)
     return root
 
 
@@ -41,8 +43,9 @@ def test_device_decoding_gives_the_cpu_path_images(tmp_path, device):
     decoded = decode_batch(files, batch_indices, encoded, torch.device(device)).cpu()
     assert decoded.shape == on_cpu.shape == (len(indices), 3, 224, 224) and decoded.dtype == torch.float32
     assert labels.tolist() == [data.train[i][1] for i in indices]
-    # Same decoder family and crop; only the resampling differs (PIL's vs torch's antialiased bilinear).
-    assert (decoded - on_cpu).abs().mean() < 0.02
+    # The same crops and flips. On the CPU both paths decode with libjpeg and resample alike; nvJPEG rounds its
+    # colour conversion and chroma upsampling its own way (a few levels).
+    assert (decoded - on_cpu).abs().mean() < (1e-3 if device == "cpu" else 0.02)
 
 
 @pytest.mark.parametrize("device", DEVICES)
