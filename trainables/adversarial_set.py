@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from trainables.attack import PenultimateAttack, uniform_noise
 from trainables.attack_presets import AttackConfig
-from trainables.cache import cache_root
+from trainables.cache import cache_root, file_sha256, verified_manifest
 from trainables.config import TrialConfig
 from trainables.data.registry import SPLITS, build_transfer_data
 from trainables.models.backbones import TransferNet
@@ -168,28 +168,14 @@ def adversarial_set(spec: AdversarialSetSpec, device: str | torch.device = "cpu"
     directory = cache_root(spec.cache_dir) / "adversarial" / context.key
     directory.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory) + ".lock"):
-        manifest = _verified_manifest(directory)
+        manifest = verified_manifest(directory, MANIFEST, lambda found: (
+            (shard["file"], shard["sha256"]) for shard in found["shards"]), "adversarial set")
         if manifest is None:
             if use_ray is None:
                 use_ray = context.shard_count > 1 and _ray_running()
             manifest = _craft(spec, context, directory, use_ray)
     return AdversarialSet(context.key, directory, manifest, context.split, context.clean, context.train_plain,
                           context.network, context.weights_digest, spec.attack)
-
-
-def _verified_manifest(directory: Path) -> dict | None:
-    path = directory / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-        for shard in manifest["shards"]:
-            if _sha256(directory / shard["file"]) != shard["sha256"]:
-                raise ValueError(f"{shard['file']} does not match its checksum")
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        print(f"adversarial set {directory.name} is damaged ({error}); crafting it again", file=sys.stderr)
-        return None
-    return manifest
 
 
 def _craft(spec: AdversarialSetSpec, context: _Context, directory: Path, use_ray: bool) -> dict:
@@ -231,7 +217,7 @@ def craft_shard(context: _Context, index: int, directory: Path) -> dict:
         adversarial.append(attack.perturb(images.to(context.device)).cpu())
     path = directory / f"shard-{index:05d}.pt"
     torch.save({"adversarial": torch.cat(adversarial)}, path)
-    return {"file": path.name, "count": len(subset), "sha256": _sha256(path)}
+    return {"file": path.name, "count": len(subset), "sha256": file_sha256(path)}
 
 
 def _ray_running() -> bool:
@@ -240,11 +226,3 @@ def _ray_running() -> bool:
     except ImportError:  # the attack also runs where only torch is installed
         return False
     return ray.is_initialized()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

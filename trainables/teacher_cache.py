@@ -63,7 +63,7 @@ import torch
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from trainables.cache import cache_root
+from trainables.cache import cache_root, file_sha256, verified_manifest
 from trainables.models.backbones import TransferNet
 
 if TYPE_CHECKING:  # trainables.regularizers imports this module
@@ -208,7 +208,9 @@ class TeacherFeatureCache:
             directory.parent.mkdir(parents=True, exist_ok=True)
             with FileLock(str(directory) + ".lock", timeout=0):
                 try:
-                    self.entry = _open(directory, _verified_manifest(directory) or self._build(directory))
+                    found = verified_manifest(directory, MANIFEST, lambda manifest: manifest["files"].items(),
+                                              "teacher features")
+                    self.entry = _open(directory, found or self._build(directory))
                 except OSError:
                     shutil.rmtree(directory, ignore_errors=True)  # under the lock: no other process is writing it
                     raise
@@ -282,25 +284,10 @@ def _seal(directory: Path, plan: _Plan, stage_count: int) -> dict:
     """Write the manifest last, atomically: it makes the entry readable."""
     files = [KEYS_FILE] + [f"stage-{j}.npy" for j in range(stage_count)]
     manifest = {"key": plan.key, "key_fields": plan.key_fields, "rows": plan.rows, "variants": plan.variants,
-                "dtype": str(plan.dtype), "files": {name: _sha256(directory / name) for name in files}}
+                "dtype": str(plan.dtype), "files": {name: file_sha256(directory / name) for name in files}}
     partial = directory / (MANIFEST + ".partial")
     partial.write_text(json.dumps(manifest, indent=2))
     os.replace(partial, directory / MANIFEST)
-    return manifest
-
-
-def _verified_manifest(directory: Path) -> dict | None:
-    path = directory / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        manifest = json.loads(path.read_text())
-        for name, checksum in manifest["files"].items():
-            if _sha256(directory / name) != checksum:
-                raise ValueError(f"{name} does not match its checksum")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        print(f"teacher features {directory.name} are damaged ({error}); computing them again", file=sys.stderr)
-        return None
     return manifest
 
 
@@ -311,11 +298,3 @@ def _open(directory: Path, manifest: dict) -> _Entry:
     stages = [np.load(directory / name, mmap_mode="r") for name in stage_files]
     dtype = getattr(torch, manifest["dtype"].removeprefix("torch."))
     return _Entry({bytes(key): row for row, key in enumerate(keys)}, stages, dtype)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
