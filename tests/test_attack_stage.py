@@ -43,6 +43,7 @@ def count_evaluations(monkeypatch) -> list[str]:
     return calls
 
 
+@pytest.mark.slow
 def test_stage_writes_one_row_per_checkpoint_and_is_idempotent(finished_sweep, monkeypatch):
     calls = count_evaluations(monkeypatch)
     top = stage.run_attack_stage(finished_sweep, "clean", top_k=1, preset="embedded", iters=5)
@@ -83,6 +84,7 @@ def test_selectors_read_validation_numbers_and_skip_stopped_trials():
     assert len(stage.select(found, "all", None)) == 4
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(finished_sweep, tmp_path):
     for args, named in ((["--run", str(tmp_path)], str(tmp_path)),
                         (["--run", str(finished_sweep), "--select", "best"], "'best'"),

@@ -1,6 +1,7 @@
 """`python -m tuner.data` as a user runs it, and its argument checks in-process.
 
-Each subprocess pays seconds of torch import time, so the few of them start together in one fixture.
+Each subprocess pays seconds of torch import time, so the few of them start together in one fixture; those
+tests are marked slow (13 s), the in-process checks stay in `make test-fast`.
 """
 import json
 import subprocess
@@ -83,6 +84,7 @@ def held_out(counts: list[int], share: float) -> list[int]:
     return [min(n - 1, max(1, round(share * n))) if n >= 2 else 0 for n in counts]
 
 
+@pytest.mark.slow
 def test_prints_the_counts_as_one_json_line(cli: CliRuns) -> None:
     run = cli.runs["bird"]
     assert run.returncode == 0, run.stderr
@@ -95,11 +97,13 @@ def test_prints_the_counts_as_one_json_line(cli: CliRuns) -> None:
     }
 
 
+@pytest.mark.slow
 def test_no_validation_split_keeps_the_whole_train_split(cli: CliRuns) -> None:
     assert json.loads(cli.runs["bird_no_val"].stdout) == {
         "dataset": "bird", "classes": 3, "train": cli.bird.train_count, "val": 0, "test": cli.bird.test_count}
 
 
+@pytest.mark.slow
 def test_fraction_subsamples_each_class_of_the_train_split(cli: CliRuns) -> None:
     run = cli.runs["indoor_half"]
     assert run.returncode == 0, run.stderr
@@ -110,10 +114,12 @@ def test_fraction_subsamples_each_class_of_the_train_split(cli: CliRuns) -> None
                                       "test": cli.indoor.test_count}
 
 
+@pytest.mark.slow
 def test_a_broken_layout_names_the_missing_file(cli: CliRuns) -> None:
     assert str(cli.missing_image) in one_error_line(cli.runs["broken"])
 
 
+@pytest.mark.slow
 def test_an_image_folder_is_counted_like_a_paper_dataset(cli: CliRuns) -> None:
     run = cli.runs["imagefolder"]
     assert run.returncode == 0, run.stderr
@@ -122,10 +128,12 @@ def test_an_image_folder_is_counted_like_a_paper_dataset(cli: CliRuns) -> None:
                                       "val": val, "test": cli.imagefolder.test_count}
 
 
+@pytest.mark.slow
 def test_an_image_folder_without_test_names_the_missing_folder(cli: CliRuns) -> None:
     assert f"missing folder {cli.missing_test_folder};" in one_error_line(cli.runs["imagefolder_no_test"])
 
 
+@pytest.mark.slow
 def test_an_unknown_dataset_is_named(cli: CliRuns) -> None:
     assert "'cars'" in one_error_line(cli.runs["unknown"])
 

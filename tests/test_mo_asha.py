@@ -148,6 +148,7 @@ TINY = ["--dataset", "digits", "--set", "arch=resnet18_w8", "--set", "source_ima
         "--set", "fraction=0.1", "--set", "batch_size=16"]
 
 
+@pytest.mark.slow
 def test_trials_mo_asha_stops_reach_optuna_as_pruned_the_others_as_complete(tmp_path):
     # One trial at a time (a deterministic order). --iters 18 scales digits' intervals by 18/600: an evaluation
     # every 2 iterations, so rungs at 2, 6 and 18.

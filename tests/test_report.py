@@ -392,6 +392,7 @@ def test_command_line_writes_the_report(run_dir, tmp_path):
     assert png_size(out / "pareto.png") == expected_pixels(rows=len(DATASETS))
 
 
+@pytest.mark.slow
 def test_a_run_without_robustness_rows_is_one_error_line(tmp_path):
     empty_run = tmp_path / "no_attack_yet"
     empty_run.mkdir()

@@ -147,6 +147,7 @@ def test_weight_and_feature_distance_are_zero_for_theta0_and_grow_with_training(
     assert first == pytest.approx(sum(F.mse_loss(s, t).item() for s, t in zip(student, teacher)), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_shards_crafted_as_ray_tasks_equal_the_local_ones(tmp_path):
     import ray
 

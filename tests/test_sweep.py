@@ -128,6 +128,7 @@ def test_optuna_mo_gives_each_backbone_its_own_adversarial_set(tmp_path):
         assert reported[row["trial_id"]]["val_acc"] == row["val_clean_acc"]
 
 
+@pytest.mark.slow
 def test_optuna_mo_refuses_a_pretrained_model_sampled_from_a_range(tmp_path):
     space = tmp_path / "ranged.yaml"
     space.write_text("methods: [delta]\nparameters:\n  source_images: {randint: [300, 500]}\n")

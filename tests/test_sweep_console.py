@@ -131,6 +131,7 @@ def tiny_sweep(tmp_path_factory):
     return storage, result
 
 
+@pytest.mark.slow
 def test_console_shows_progress_and_ray_output_is_in_the_log(tiny_sweep):
     storage, result = tiny_sweep
     assert not any(chatter in result.stdout + result.stderr for chatter in RAY_CHATTER)
@@ -141,6 +142,7 @@ def test_console_shows_progress_and_ray_output_is_in_the_log(tiny_sweep):
     assert "Configuration for experiment" in (storage / "tiny" / RAY_LOG).read_text()
 
 
+@pytest.mark.slow
 def test_finished_trials_keep_one_checkpoint_with_the_evaluation_model_only(tiny_sweep):
     storage, _ = tiny_sweep
     trial_dirs = sorted(path for path in (storage / "tiny").iterdir() if path.name.startswith("transfer_trainable"))
@@ -151,6 +153,7 @@ def test_finished_trials_keep_one_checkpoint_with_the_evaluation_model_only(tiny
         assert (checkpoints[0] / MODEL_FILE).is_file() and not (checkpoints[0] / CHECKPOINT_FILE).exists()
 
 
+@pytest.mark.slow
 def test_every_evaluation_reports_validation_asr(tiny_sweep):
     storage, _ = tiny_sweep
     for result_file in (storage / "tiny").glob("*/result.json"):
@@ -158,6 +161,7 @@ def test_every_evaluation_reports_validation_asr(tiny_sweep):
         assert len(reports) >= 2 and all(0 <= report["val_asr"] <= 100 for report in reports)
 
 
+@pytest.mark.slow
 def test_mlflow_gets_one_run_per_trial_with_its_metrics(tiny_sweep, monkeypatch):
     import mlflow
 
@@ -191,6 +195,7 @@ def test_a_run_name_in_use_is_refused_unless_overwritten(tiny_sweep):
     assert "trials done" in resumed.stdout and " finished:" not in resumed.stdout  # nothing ran again
 
 
+@pytest.mark.slow
 def test_an_unusable_mlflow_uri_is_one_line_before_any_trial(tmp_path):
     command = [sys.executable, "-m", "tuner.sweep", "--storage", str(tmp_path), "--name", "nomlflow", *TINY,
                "--space", "lambda_feat_quick", "--method", "delta", "--iters", "6",
