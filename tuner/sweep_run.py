@@ -27,6 +27,7 @@ from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
 from tuner.attack_stage import default_attack_preset, run_attack_stage, stopped_early
 from tuner.cli import SCHEDULERS
+from tuner.cluster_address import check_reachable
 from tuner.dry_run import plan_summary
 from tuner.mo_asha import MultiObjectiveASHA
 from tuner.progress import LiveStatus
@@ -290,6 +291,8 @@ def run_sweep_args(args: argparse.Namespace) -> SweepOutcome:
     if args.dry_run:
         print(plan_summary(args, plans))
         return SweepOutcome()
+    if args.address and not ray.is_initialized():
+        check_reachable(args.address)  # before the run directory is touched
     for planned in plans:
         prepare_run_dir(args, join(storage, planned.name))
     ray_log = ray_log_file(args, storage, plans[0].name)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trainables.methods import METHODS
 from tuner.cli import OneLineErrorParser, add_resource_arguments, add_trial_arguments, parse_assignments, run_cli
+from tuner.cluster_address import check_reachable
 
 
 def command_parser() -> OneLineErrorParser:
@@ -55,6 +56,7 @@ def run_trial(args: argparse.Namespace, config: dict):
 
     name = args.name or f"{args.method}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.address:
+        check_reachable(args.address)
         ray.init(address=args.address, configure_logging=False, log_to_driver=False)
     else:
         ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False)
