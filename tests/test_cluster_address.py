@@ -32,6 +32,7 @@ def test_a_listening_address_passes():
         check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
 
 
+@pytest.mark.slow  # two subprocesses importing torch and Ray
 @pytest.mark.parametrize("command", ["tuner.sweep", "tuner.train"])
 def test_the_commands_fail_in_one_line_within_30_seconds(tmp_path, command):
     address = f"127.0.0.1:{free_port()}"
