@@ -116,8 +116,9 @@ def score_grouped(directories: list[Path], crafted, device: torch.device, precis
     group_split_metrics(group, [first["model"]], crafted)  # warm-up
     distance_metrics(group.load(first["model"]), crafted, device)
     phases = Phases(device)
-    for start in range(0, len(directories), CHECKPOINTS_LOADED_TOGETHER):
-        states = [load_model_state(directory, device) for directory in directories[start:start + CHECKPOINTS_LOADED_TOGETHER]]
+    together = CHECKPOINTS_LOADED_TOGETHER[device.type]
+    for start in range(0, len(directories), together):
+        states = [load_model_state(directory, device) for directory in directories[start:start + together]]
         phases.done("load")
         group_split_metrics(group, [state["model"] for state in states], crafted)
         phases.done("split")

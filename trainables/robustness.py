@@ -17,8 +17,9 @@ from trainables.regularizers import feature_distillation
 # Checkpoints scored in one pass on a GPU at 32 px (fewer at larger images: activations grow with K x pixels).
 # On the CPU one: there the stacked weights make grouped convolutions, 2x slower than one model after another.
 CHECKPOINTS_PER_PASS = {"cuda": 8, "cpu": 1}
-# Checkpoints the final stage loads and scores as one batch (an interrupted stage loses at most these).
-CHECKPOINTS_LOADED_TOGETHER = 8
+# Checkpoints the final stage loads and scores as one batch, their rows written together (an interrupted stage
+# loses at most these): enough to fill a GPU's passes; one on the CPU, which scores one after another anyway.
+CHECKPOINTS_LOADED_TOGETHER = {"cuda": 8, "cpu": 1}
 
 
 @torch.no_grad()

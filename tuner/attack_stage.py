@@ -28,6 +28,7 @@ from trainables.robustness import CHECKPOINTS_LOADED_TOGETHER, CheckpointGroup, 
 from tuner.cli import SELECTIONS
 from tuner.pareto import pareto_front
 from tuner.run_dir import ROBUSTNESS_TABLE, join, location, read_rows, write_rows
+from tuner.run_lock import final_stage_lock
 
 
 
@@ -102,6 +103,13 @@ def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int 
         attack_config(preset, **attack_overrides)  # a bad preset or value fails before any work
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     chosen = select(candidates(run_dir), select_how, top_k, include_stopped)
+    with final_stage_lock(run_dir):
+        return _score_chosen(run_dir, chosen, preset, device, attack_overrides)
+
+
+def _score_chosen(run_dir: str, chosen: list[Candidate], preset: str | None, device: torch.device,
+                  attack_overrides: dict) -> list[dict]:
+    """Rows for the chosen checkpoints not yet in robustness.parquet (read under the final-stage lock)."""
     table = join(run_dir, ROBUSTNESS_TABLE)
     rows = read_rows(table)
     done = {(row["checkpoint_path"], row["test_attack_key"]) for row in rows}
@@ -118,19 +126,19 @@ def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int 
             pending.append((candidate, attack, crafted))
     groups = {}
     with tqdm(total=len(pending), desc="attacking checkpoints", unit="ckpt", file=sys.stderr) as progress:
-        for batch in scoring_batches(pending):
+        for batch in scoring_batches(pending, CHECKPOINTS_LOADED_TOGETHER.get(device.type, 1)):
             rows += score_batch(batch, device, groups)
             write_rows(rows, table)  # after every batch: an interrupted stage keeps what it measured
             progress.update(len(batch))
     return rows
 
 
-def scoring_batches(pending: list[tuple]) -> list[list[tuple]]:
+def scoring_batches(pending: list[tuple], most: int) -> list[list[tuple]]:
     """Consecutive checkpoints scored together: the same architecture, adversarial sets and precision, at most
-    CHECKPOINTS_LOADED_TOGETHER of them (so an interrupted stage loses little)."""
+    `most` of them (so an interrupted stage loses little)."""
     batches = []
     for item in pending:
-        if batches and len(batches[-1]) < CHECKPOINTS_LOADED_TOGETHER and _scoring_key(batches[-1][0]) == _scoring_key(item):
+        if batches and len(batches[-1]) < most and _scoring_key(batches[-1][0]) == _scoring_key(item):
             batches[-1].append(item)
         else:
             batches.append([item])

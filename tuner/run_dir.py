@@ -5,8 +5,10 @@ RUN_DIR = STORAGE/NAME is where Ray Tune keeps the experiment; beside it the com
 attacked checkpoint), `ray.log` (Ray's own output) and `report/`. A location is an absolute local path or a URI (s3://, gs://), read and
 written through pyarrow's filesystems; every write is atomic, so a crash never leaves a half-written file.
 """
+import errno
 import importlib.metadata
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -36,7 +38,10 @@ def location(path_or_uri: str | Path) -> str:
     """An absolute local path or a checked URI, as Ray and pyarrow take them."""
     text = str(path_or_uri)
     if not is_uri(text):
-        return str(Path(text).expanduser().resolve())
+        try:
+            return str(Path(text).expanduser().resolve())
+        except RuntimeError as error:  # ~name of no user here, or a symlink loop
+            raise UserError(f"{text!r} is not a usable path: {error}") from None
     try:
         pyarrow.fs.FileSystem.from_uri(text)
     except (pa.ArrowInvalid, ValueError) as error:
@@ -64,11 +69,22 @@ def is_directory(where: str) -> bool:
     return filesystem.get_file_info(path).type == pyarrow.fs.FileType.Directory
 
 
-def remove(where: str) -> None:
-    """Delete a run directory and everything in it (nothing when there is none)."""
+def remove(where: str, keep: tuple[str, ...] = ()) -> None:
+    """Delete a run directory and everything in it but the top-level files named in `keep` (the lock its
+    deleter holds)."""
     filesystem, path = _filesystem(where)
-    if filesystem.get_file_info(path).type == pyarrow.fs.FileType.Directory:
+    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return
+    if not keep:
         filesystem.delete_dir(path)
+        return
+    for entry in filesystem.get_file_info(pyarrow.fs.FileSelector(path)):
+        if entry.base_name in keep:
+            continue
+        if entry.type == pyarrow.fs.FileType.Directory:
+            filesystem.delete_dir(entry.path)
+        else:
+            filesystem.delete_file(entry.path)
 
 
 def size_in_bytes(where: str) -> int:
@@ -90,12 +106,47 @@ def human_size(size: float) -> str:
     return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
+class StorageError(UserError):
+    """A run directory's file could not be written (full disk, read-only or unwritable storage); the file's
+    previous version, if any, is untouched."""
+
+
 def _write_atomically(where: str, payload: bytes) -> None:
     filesystem, path = _filesystem(where)
-    filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with filesystem.open_output_stream(path + ".partial") as stream:
-        stream.write(payload)
-    filesystem.move(path + ".partial", path)  # a rename on local disks: readers see the old file or the new one
+    try:
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with filesystem.open_output_stream(path + ".partial") as stream:
+            stream.write(payload)
+        filesystem.move(path + ".partial", path)  # a rename on local disks: readers see the old file or the new one
+    except OSError as error:
+        try:
+            filesystem.delete_file(path + ".partial")
+        except OSError:
+            pass  # never created, or the storage refuses deletes too: the reader ignores *.partial either way
+        raise StorageError(f"cannot write {where}: {storage_problem(error)}") from None
+
+
+# Failures of the storage itself, as opposed to a bug: full, read-only, over quota, not ours to write.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM})
+
+
+def storage_failure(error: BaseException | None) -> OSError | None:
+    """The OSError of a storage failure in `error` or what caused it (Ray wraps a trial's exception and keeps
+    the original as `.cause`), else None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+            return error
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    return None
+
+
+def storage_problem(error: OSError) -> str:
+    """'No space left on device' rather than pyarrow's long '[errno 28] ... Detail: [errno 28] ...'."""
+    if error.errno is not None:
+        return os.strerror(error.errno)
+    return str(error).splitlines()[0]
 
 
 def write_json(record: dict, where: str) -> None:
@@ -105,13 +156,17 @@ def write_json(record: dict, where: str) -> None:
 def read_json(where: str) -> Any | None:
     """The file's JSON, None when there is no such file."""
     filesystem, path = _filesystem(where)
-    if filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
-        return None
-    with filesystem.open_input_stream(path) as stream:
-        try:
-            return json.loads(stream.read())
-        except json.JSONDecodeError as error:
-            raise UserError(f"{where} is not valid JSON: {error}") from None
+    try:
+        if filesystem.get_file_info(path).type != pyarrow.fs.FileType.File:
+            return None
+        with filesystem.open_input_stream(path) as stream:
+            content = stream.read()
+    except OSError as error:  # e.g. a --name too long for the file system
+        raise UserError(f"cannot read {where}: {storage_problem(error)}") from None
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{where} is not valid JSON: {error}") from None
 
 
 def write_rows(rows: list[dict], where: str) -> None:

@@ -35,8 +35,10 @@ from tuner.ray_output import ray_output_to
 from tuner.recipes import RECIPE_ATTACK_PRESET
 from tuner.report_build import build_report
 from tuner.report_render import front_digest
-from tuner.run_dir import (RAY_LOG, ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, human_size, is_uri, join,
-                           location, run_name, package_versions, read_json, remove, size_in_bytes, write_json, write_rows)
+from tuner.run_lock import LOCK_FILES, sweep_locks
+from tuner.run_dir import (RAY_LOG, ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, StorageError, human_size, is_uri,
+                           join, location, package_versions, read_json, remove, run_name, size_in_bytes,
+                           storage_failure, storage_problem, write_json, write_rows)
 from tuner.sweep_plan import Plan, plan, selects_on_asr, sweep_parts
 from tuner.trials_table import trial_rows, unfinished
 
@@ -104,8 +106,9 @@ def resumed_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
     come from now."""
     from tuner.sweep import parse_args
     record = read_json(join(run_dir, SWEEP_RECORD))
-    if record is None or not tune.Tuner.can_restore(run_dir):
-        raise UserError(f"--resume: no sweep to continue at {run_dir}")
+    if record is None:
+        raise UserError(f"--resume: no sweep to continue at {run_dir} (none was started there, or it was stopped "
+                        f"before it recorded its settings): run the same command again without --resume")
     # Never the recorded --overwrite: continuing a sweep must not delete it.
     return argparse.Namespace(**{**vars(parse_args([])), **record["settings"], "resume": True, "overwrite": False,
                                  "name": args.name, "storage": args.storage, "address": args.address,
@@ -117,7 +120,7 @@ def prepare_run_dir(args: argparse.Namespace, run_dir: str) -> None:
     overwritten): refused, or replaced with --overwrite. A recipe's existing parts are continued."""
     exists = read_json(join(run_dir, SWEEP_RECORD)) is not None
     if args.overwrite:
-        remove(run_dir)
+        remove(run_dir, keep=LOCK_FILES)
     elif exists and not args.resume and not args.recipe:
         raise UserError(f"run directory {run_dir} already holds a sweep: continue it with --resume --name "
                         f"{run_name(run_dir)}, replace it with --overwrite, or choose another --name")
@@ -207,14 +210,13 @@ def sweep_trainable(args: argparse.Namespace, planned: Plan):
     return tune.with_resources(trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial})
 
 
-def sweep_tuner(args: argparse.Namespace, planned: Plan, storage: str, extra: dict) -> tune.Tuner:
-    """A new Tuner (its sweep.json written), or the interrupted one restored."""
+def sweep_tuner(args: argparse.Namespace, planned: Plan, storage: str) -> tune.Tuner:
+    """The interrupted Tuner restored, or a new one: also on --resume of a sweep stopped before Tune saved its
+    first experiment state (while sources warmed up or sets were crafted): no trial had started."""
     run_dir, trainable = join(storage, planned.name), sweep_trainable(args, planned)
-    if args.resume:
+    if args.resume and tune.Tuner.can_restore(run_dir):
         return tune.Tuner.restore(run_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
-    tuner = new_tuner(args, planned, storage, trainable)
-    write_json(sweep_record(args, planned.space.name, run_dir) | extra, join(run_dir, SWEEP_RECORD))
-    return tuner
+    return new_tuner(args, planned, storage, trainable)
 
 
 def collect_trials(args: argparse.Namespace, planned: Plan, storage: str) -> str:
@@ -235,16 +237,35 @@ def collect_trials(args: argparse.Namespace, planned: Plan, storage: str) -> str
 def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict,
                ray_log: Path | None) -> tuple[str, ResultGrid]:
     """One sweep (resumed when args.resume); its run directory and results once every trial ended."""
+    run_dir = join(storage, planned.name)
+    if not args.resume:  # first, so that --resume can continue a sweep killed while it warms up
+        write_json(sweep_record(args, planned.space.name, run_dir) | extra, join(run_dir, SWEEP_RECORD))
     warm_up_sources(args, planned.configs)
-    tuner = sweep_tuner(args, planned, storage, extra)
+    tuner = sweep_tuner(args, planned, storage)
     started = time.time()
     print(f"sweep {planned.name}: space {planned.space.name} ({planned.space.description}); {args.search} search, "
           f"{args.scheduler} scheduler; {planned.expected_trials} trials; results in {join(storage, planned.name)}"
           + (f"; Ray's output in {ray_log}" if ray_log else ""), flush=True)
     with ray_output_to(ray_log):
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except OSError as error:  # the driver's own writes: experiment state, Ray's log
+            check_storage(error, args, planned, storage)
+            raise
+    for error in results.errors:  # a trial's checkpoint or result the storage refused
+        check_storage(error, args, planned, storage)
     print(f"trials done in {time.time() - started:.0f} s: {len(results)} trials, {results.num_errors} failed")
     return collect_trials(args, planned, storage), results
+
+
+def check_storage(error: BaseException, args: argparse.Namespace, planned: Plan, storage: str) -> None:
+    """One line, instead of Ray's tracebacks, when the sweep stopped because the storage refused a write (full,
+    read-only): what is written stays readable (every file is replaced atomically) and --resume continues."""
+    failure = storage_failure(error)
+    if failure is not None:
+        again = f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {planned.name}"
+        raise StorageError(f"storage {join(storage, planned.name)}: {storage_problem(failure)}; free space or make it "
+                           f"writable, then continue with: python -m tuner.sweep {again} --storage {storage}")
 
 
 def ray_log_file(args: argparse.Namespace, storage: str, name: str) -> Path | None:
@@ -293,6 +314,11 @@ def run_sweep_args(args: argparse.Namespace) -> SweepOutcome:
         return SweepOutcome()
     if args.address and not ray.is_initialized():
         check_reachable(args.address)  # before the run directory is touched
+    with sweep_locks([join(storage, planned.name) for planned in plans]):
+        return _locked_sweep(args, plans, storage)
+
+
+def _locked_sweep(args: argparse.Namespace, plans: list[Plan], storage: str) -> SweepOutcome:
     for planned in plans:
         prepare_run_dir(args, join(storage, planned.name))
     ray_log = ray_log_file(args, storage, plans[0].name)
