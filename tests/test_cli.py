@@ -96,3 +96,14 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
         assert f"{method}: " in result.stdout and "ms per step measured here" in result.stdout
     assert "CPU-hours" in result.stdout and "checkpoints:" in result.stdout
     assert not (tmp_path / "plan").exists()
+
+
+def test_the_dry_run_times_a_training_split_smaller_than_its_timed_steps():
+    from tests.conftest import tiny_config
+    from trainables.config import resolve_config
+    from trainables.trial import prepare_run
+    from tuner.dry_run import TIMED_STEPS, measure_step
+
+    config = resolve_config(tiny_config("finetune", fraction=0.02, batch_size=64))
+    assert len(prepare_run(config).data.train) < (TIMED_STEPS + 1) * config.batch_size
+    assert measure_step(config, cpus=1, gpus=0).seconds > 0

@@ -8,6 +8,7 @@ the evaluation model alone per finished one).
 import argparse
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -43,7 +44,7 @@ def measure_step(config: TrialConfig, cpus: float, gpus: float) -> StepCost:
     device = "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
     use_threads(max(1, int(cpus)))
     run = prepare_run(config, device)
-    batches = iter(torch.utils.data.DataLoader(run.data.train, batch_size=config.batch_size, shuffle=True))
+    batches = _endless(torch.utils.data.DataLoader(run.data.train, batch_size=config.batch_size, shuffle=True))
     timings = []
     for _ in range(TIMED_STEPS + 1):
         images, labels = next(batches)
@@ -54,6 +55,12 @@ def measure_step(config: TrialConfig, cpus: float, gpus: float) -> StepCost:
         timings.append(time.perf_counter() - started)
     return StepCost(sum(timings[1:]) / TIMED_STEPS, device, state_bytes(run.state_dict()),
                     state_bytes(run.evaluation_state()))
+
+
+def _endless(loader: torch.utils.data.DataLoader) -> Iterator:
+    """Batches without end: a training split may hold fewer than the timed steps' batches."""
+    while True:
+        yield from loader
 
 
 def trial_iterations(planned: Plan, args: argparse.Namespace) -> list[tuple[TrialConfig, int]]:
