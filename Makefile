@@ -5,8 +5,11 @@ INSTALLED := $(VENV)/.installed
 # tests/test_report_html.py opens the report in headless Chromium driven by chromedriver (Debian's packages).
 CHROMIUM := /usr/bin/chromium
 CHROMEDRIVER := /usr/bin/chromedriver
+# tests/test_onprem_ray_up.py runs `ray up` over SSH to this machine: an OpenSSH server and rsync (Debian's packages).
+SSHD := /usr/sbin/sshd
+RSYNC := /usr/bin/rsync
 
-.PHONY: demo test test-fast browser
+.PHONY: demo test test-fast browser sshd
 
 $(INSTALLED): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -16,23 +19,18 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)
 	$(PYTHON) -m tuner.sweep --space lambda_feat_quick
 
-# Installs Debian's chromium and chromium-driver when either is missing. Never fails the test run: without apt-get,
-# or without the rights to use it (root, or sudo without a password), the browser test skips and says why.
+# Debian packages some tests need, installed when missing (tests/debian_packages.sh never fails the run).
 browser:
-	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then exit 0; fi; \
-	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "browser: no apt-get to install chromium chromium-driver; the browser test will be skipped"; exit 0; fi; \
-	if [ "$$(id -u)" -eq 0 ]; then as_root=""; \
-	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as_root="sudo -n"; \
-	else echo "browser: apt-get needs root (or sudo without a password); the browser test will be skipped"; exit 0; fi; \
-	echo "browser: installing chromium chromium-driver with apt-get"; \
-	$$as_root apt-get update -qq && $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-		chromium-driver || echo "browser: apt-get could not install chromium chromium-driver; the browser test" \
-		"will be skipped"
+	@sh tests/debian_packages.sh "the browser test" "$(CHROMIUM) $(CHROMEDRIVER)" chromium chromium-driver
 
-test: $(INSTALLED) browser
+# The on-prem test runs its own sshd per connection, never the system's ssh service (which Debian starts on
+# install where systemd runs).
+sshd:
+	@sh tests/debian_packages.sh "the on-prem ray up test" "$(SSHD) $(RSYNC)" openssh-server rsync
+
+test: $(INSTALLED) browser sshd
 	$(PYTHON) -m pytest
 
 # The developer loop: every test but those marked `slow` (minutes each; `make test` and CI run them too).
-test-fast: $(INSTALLED) browser
+test-fast: $(INSTALLED) browser sshd
 	$(PYTHON) -m pytest -m "not slow"

@@ -1,6 +1,7 @@
 """The `ray up` configs in cluster/: valid for Ray's own schema, versions matching the project, explicit
-resources, dashboard on loopback, token authentication on every node.  Offline: no cloud SDK or credentials
-(prepare_config only merges the provider's defaults.yaml shipped with Ray)."""
+resources, dashboard on loopback, token authentication on every node, nothing fetched from the internet on-prem.
+Offline: no cloud SDK or credentials (prepare_config only merges the provider's defaults.yaml shipped with Ray).
+tests/test_onprem_ray_up.py runs `ray up` of the on-prem config for real."""
 import re
 import shlex
 import tomllib
@@ -19,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "cluster"
 CONFIGS = sorted(CLUSTER.glob("*.yaml"))
 PINNED = ("ray", "torch", "torchvision")  # installed explicitly on every node, checked against pyproject
+COMMAND_LISTS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
+                 "head_start_ray_commands", "worker_start_ray_commands")
 
 
 def pyproject() -> dict:
@@ -140,8 +143,8 @@ def test_the_project_is_synced_and_installed_from_the_mount(prepared):
 def test_python_version_satisfies_requires_python(prepared):
     requires = SpecifierSet(pyproject()["project"]["requires-python"])
     commands = [c for cs in setup_commands_per_role(prepared).values() for c in cs]
-    versions = {v for c in commands for v in re.findall(r"--python[= ](\d+\.\d+)\b", c)}
-    assert versions, "the node's Python version is set explicitly (uv venv --python X.Y)"
+    versions = {v for c in commands for v in re.findall(r"(?:--python[= ]|\bpython)(\d+\.\d+)\b", c)}
+    assert versions, "the node's Python version is set explicitly (uv venv --python X.Y, pythonX.Y -m venv)"
     for version in versions:
         assert Version(version) in requires, f"python {version} does not satisfy requires-python {requires}"
 
@@ -188,6 +191,15 @@ def test_token_auth_on_every_node(path, prepared):
         local = Path(mounts[remote]).expanduser()
         assert local.is_absolute() and REPO not in local.resolve().parents, (
             f"{path.name}: the token comes from the user's machine, never from the repository ({local})")
+
+
+def test_onprem_fetches_nothing_but_packages_from_the_nodes_index():
+    """Behind a firewall a node reaches at most its package mirror, through pip's own configuration: no installer
+    downloaded and piped into a shell, no uv (it reads neither /etc/pip.conf nor PIP_INDEX_URL)."""
+    config = load(CLUSTER / "onprem.yaml")
+    for name in COMMAND_LISTS:
+        for command in config[name]:
+            assert not re.search(r"\b(curl|wget)\b|\|\s*(ba)?sh\b|\buv\b", command), f"{name}: {command}"
 
 
 def test_the_readme_covers_every_config():
