@@ -7,6 +7,7 @@ list). A parameter with only a grid is sampled as a choice over it. `fixed` valu
 no --method a space with a `method` parameter sweeps it). User spaces in YAML or JSON use the same form.
 """
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from trainables.methods import METHODS
 
 SAMPLED_DOMAINS = ("loguniform", "uniform", "randint", "choice")
 DOMAIN_KINDS = ("grid",) + SAMPLED_DOMAINS
+RANGE_DOMAINS = ("loguniform", "uniform", "randint")  # given as [low, high]
 SPACE_KEYS = ("name", "description", "source", "methods", "parameters", "fixed")
+MAX_DOCUMENT_VALUES = 100_000  # in a user's space file: the named spaces hold a few dozen
 
 
 class SpaceError(ValueError):
@@ -98,16 +101,11 @@ def get_space(name_or_file: str) -> SearchSpace:
 
 
 def load_space_file(path: Path) -> SearchSpace:
-    if not path.is_file():
-        raise SpaceError(f"space file {path} does not exist")
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        raise SpaceError(f"space file {path} is not valid {path.suffix[1:].upper()}: {str(error).splitlines()[0]}") from None
+    data = read_document(path)
+    check_document_size(path, data)
     if not isinstance(data, dict):
         raise SpaceError(f"space file {path} must hold a mapping with keys {', '.join(SPACE_KEYS)}")
-    unknown = sorted(set(data) - set(SPACE_KEYS))
+    unknown = sorted(set(data) - set(SPACE_KEYS), key=repr)  # YAML keys may be numbers, booleans, null
     if unknown:
         raise SpaceError(f"space file {path}: unknown key {unknown[0]!r}; allowed: {', '.join(SPACE_KEYS)}")
     parameters = data.get("parameters") or {}
@@ -115,16 +113,67 @@ def load_space_file(path: Path) -> SearchSpace:
         raise SpaceError(f"space file {path}: 'parameters' must map config keys to domains")
     for name, domain in parameters.items():
         check_domain(name, domain)
-    methods = data.get("methods") or []
+    fixed = data.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise SpaceError(f"space file {path}: 'fixed' must map config keys to values, got {fixed!r}")
     return SearchSpace(str(data.get("name", path.stem)), str(data.get("description", "")),
-                       str(data.get("source", str(path))), tuple(methods if isinstance(methods, list) else [methods]),
-                       parameters, dict(data.get("fixed") or {}))
+                       str(data.get("source", str(path))), space_methods(path, data.get("methods")), parameters,
+                       fixed)
+
+
+def read_document(path: Path) -> Any:
+    """The file's YAML or JSON document. Read as bytes: both parsers detect UTF-8/16/32 whatever the locale."""
+    try:
+        if not path.is_file():  # a folder, or a FIFO that reading would wait on forever
+            raise SpaceError(f"space file {path} {'is not a file' if path.exists() else 'does not exist'}")
+        content = path.read_bytes()
+    except OSError as error:  # e.g. a name too long for the file system, or no permission
+        raise SpaceError(f"space file {path} cannot be read: {error.strerror or error}") from None
+    try:
+        return json.loads(content) if path.suffix.lower() == ".json" else yaml.safe_load(content)
+    except (ValueError, yaml.YAMLError, RecursionError) as error:  # RecursionError: nested thousands deep
+        raise SpaceError(f"space file {path} is not valid {path.suffix[1:].upper()}: "
+                         f"{str(error).splitlines()[0]}") from None
+
+
+def check_document_size(path: Path, document: Any) -> None:
+    """YAML anchors and aliases can make a few lines expand to billions of values, or a list contain itself:
+    either would hang or crash whatever walks the space (its plan, --show-space)."""
+    sizes: dict[int, int] = {}  # per list or mapping (by id): the values it holds, aliases expanded
+
+    def size(node: Any, ancestors: frozenset[int]) -> int:
+        if not isinstance(node, (list, dict)):
+            return 1
+        if id(node) in ancestors:
+            raise SpaceError(f"space file {path}: an alias makes a value contain itself")
+        if id(node) not in sizes:
+            children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+            sizes[id(node)] = 1 + sum(size(child, ancestors | {id(node)}) for child in children)
+        return sizes[id(node)]
+
+    try:
+        values = size(document, frozenset())
+    except RecursionError:
+        raise SpaceError(f"space file {path} is nested too deeply") from None
+    if values > MAX_DOCUMENT_VALUES:
+        raise SpaceError(f"space file {path} holds {values:,} values with its aliases expanded, more than a space "
+                         f"needs ({MAX_DOCUMENT_VALUES:,})")
+
+
+def space_methods(path: Path, methods: Any) -> tuple[str, ...]:
+    """The file's `methods`: one method name or a list of them, each a known method."""
+    names = [] if methods is None else methods if isinstance(methods, list) else [methods]
+    for name in names:
+        if not isinstance(name, str) or name not in METHODS:
+            raise SpaceError(f"space file {path}: 'methods' lists {name!r}, not a method; choose from "
+                             f"{', '.join(METHODS)}")
+    return tuple(names)
 
 
 def check_domain(name: str, domain: Any) -> None:
     if not isinstance(domain, dict) or not domain:
         raise SpaceError(f"parameter {name!r}: a domain must map one of {', '.join(DOMAIN_KINDS)} to values")
-    unknown = sorted(set(domain) - set(DOMAIN_KINDS))
+    unknown = sorted(set(domain) - set(DOMAIN_KINDS), key=repr)  # YAML keys may be numbers, booleans, null
     if unknown:
         raise SpaceError(f"parameter {name!r}: unknown domain {unknown[0]!r}; allowed: {', '.join(DOMAIN_KINDS)}")
     sampled = [kind for kind in domain if kind in SAMPLED_DOMAINS]
@@ -133,7 +182,21 @@ def check_domain(name: str, domain: Any) -> None:
     for kind, values in domain.items():
         if not isinstance(values, list) or not values:
             raise SpaceError(f"parameter {name!r}: {kind} needs a non-empty list")
-        if kind in ("loguniform", "uniform", "randint") and (len(values) != 2 or not values[0] < values[1]):
-            raise SpaceError(f"parameter {name!r}: {kind} needs [low, high] with low < high, got {values}")
-        if kind == "loguniform" and values[0] <= 0:
-            raise SpaceError(f"parameter {name!r}: loguniform needs low > 0, got {values[0]}")
+        if kind in RANGE_DOMAINS:
+            check_range(name, kind, values)
+
+
+def check_range(name: str, kind: str, values: list) -> None:
+    """[low, high] of finite numbers (whole ones for randint), low < high, and low > 0 on a log scale."""
+    whole = kind == "randint"
+    if len(values) != 2 or not all(is_finite_number(value, whole) for value in values) or not values[0] < values[1]:
+        raise SpaceError(f"parameter {name!r}: {kind} needs [low, high], {'whole' if whole else 'finite'} numbers "
+                         f"with low < high, got {values!r}")
+    if kind == "loguniform" and values[0] <= 0:
+        raise SpaceError(f"parameter {name!r}: loguniform needs low > 0, got {values[0]}")
+
+
+def is_finite_number(value: Any, whole: bool) -> bool:
+    if isinstance(value, bool):  # YAML's true/false are ints to Python, not bounds
+        return False
+    return isinstance(value, int) or (not whole and isinstance(value, float) and math.isfinite(value))

@@ -269,7 +269,7 @@ def test_a_killed_trial_worker_restarts_from_its_checkpoint_and_the_trial_is_lis
                                 "--set", "checkpoint_every=40"))
     run_dir = tmp_path / "killed"
     try:
-        wait_for(lambda: list(run_dir.glob("*/checkpoint_*")) and max(reported_iterations(run_dir)) >= 80, sweep,
+        wait_for(lambda: list(run_dir.glob("*/checkpoint_*")) and max(reported_iterations(run_dir), default=0) >= 80, sweep,
                  "a checkpoint and 80 iterations")
         worker = trial_worker(sweep)
         assert worker is not None
@@ -281,10 +281,11 @@ def test_a_killed_trial_worker_restarts_from_its_checkpoint_and_the_trial_is_lis
         if sweep.poll() is None:
             kill(sweep)
     failure = next(run_dir.glob("*/error.txt")).read_text()
-    assert "actor died unexpectedly" in failure and f"pid: {worker.pid}" in failure  # Tune saw the kill, retried
-    assert before[-1] < 400  # killed mid-training
+    assert "actor died unexpectedly" in failure and f"pid: {worker.pid}" in failure, failure  # Tune retried it
     iterations = reported_iterations(run_dir)
+    assert before[-1] < 400, before  # killed mid-training
     # one trial's reports in one sequence: continued from the checkpoint, never again from the start
-    assert iterations[:len(before)] == before and iterations == sorted(set(iterations)) and iterations[-1] == 400
+    assert iterations[:len(before)] == before and iterations == sorted(set(iterations)), (before, iterations)
+    assert iterations[-1] == 400
     (row,) = rows(run_dir / "trials.parquet")
     assert row["status"] == "TERMINATED" and row["iteration"] == 400

@@ -54,6 +54,7 @@ class AdversarialSetSpec:
     split: str = "test"  # which split's images are attacked: "val" or "test"
     seed: int = 0
     shard_size: int = 1024  # images per shard: the unit one Ray task crafts
+    skip_unreadable_images: bool = False  # the split without the image files that do not decode
 
     @classmethod
     def from_trial(cls, config: TrialConfig, attack: AttackConfig, split: str, seed: int = 0,
@@ -62,7 +63,7 @@ class AdversarialSetSpec:
             raise ValueError(f"split {split!r} is not one of {SPLITS}")
         return cls(config.dataset, config.data_root, config.arch, config.taps, config.weights,
                    config.source_images, config.source_iters, config.cache_dir, config.val_fraction, attack, split,
-                   seed, shard_size)
+                   seed, shard_size, config.skip_unreadable_images)
 
     def serves(self, config: TrialConfig) -> bool:
         """Whether a trial of `config` is scored on this set (same pretrained model, same images)."""
@@ -72,7 +73,8 @@ class AdversarialSetSpec:
         """A config that resolves the same data and pretrained weights (the method is irrelevant)."""
         return TrialConfig(method="finetune", dataset=self.dataset, data_root=self.data_root, arch=self.arch,
                            taps=self.taps, weights=self.weights, source_images=self.source_images,
-                           source_iters=self.source_iters, cache_dir=self.cache_dir, val_fraction=self.val_fraction)
+                           source_iters=self.source_iters, cache_dir=self.cache_dir, val_fraction=self.val_fraction,
+                           skip_unreadable_images=self.skip_unreadable_images)
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,8 @@ class _Context:
 
     def __init__(self, spec: AdversarialSetSpec, device: torch.device):
         config = spec.trial_config()
-        data = build_transfer_data(config.dataset, config.data_root, val_fraction=config.val_fraction)
+        data = build_transfer_data(config.dataset, config.data_root, val_fraction=config.val_fraction,
+                                   skip_unreadable_images=config.skip_unreadable_images, cache_dir=config.cache_dir)
         pretrained = pretrained_for(config)
         self.split = spec.split
         self.clean = data.split(spec.split)

@@ -5,6 +5,7 @@ the method's own values for that dataset (its spec's embedded schedule, or the a
 < the user's config. Unknown keys and impossible values are user errors naming the key and what is allowed.
 """
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,8 @@ class TrialConfig:
     data_root: str | None = None
     fraction: float = 1.0
     val_fraction: float = DEFAULT_VAL_FRACTION  # validation share carved from the training split; 0 = none (select on test)
+    # Image files that do not decode are left out of the dataset (and counted) instead of stopping the sweep.
+    skip_unreadable_images: bool = False
     arch: str = "resnet18"
     weights: str | None = None  # torchvision-format state dict; None = the arch's default source
     # Comma-separated module names (as named_modules() spells them, e.g. "features.2,features.4") whose outputs
@@ -118,9 +121,9 @@ def resolve_config(user: dict[str, Any]) -> TrialConfig:
         raise UserError(f"unknown config key {unknown[0]!r}; allowed keys: {', '.join(CONFIG_KEYS)}")
     if "method" not in user:
         raise UserError("config needs a 'method'")
-    dataset = user.get("dataset", TrialConfig.dataset)
-    values = {k: v for k, v in user.items() if k != ITERATION_BUDGET}
-    values = _coerce(method_defaults(user["method"], dataset) | values)
+    # Cast first: a method or dataset given as a list or a number is then a name no method or dataset has.
+    values = _coerce({k: v for k, v in user.items() if k != ITERATION_BUDGET})
+    values = _coerce(method_defaults(values["method"], values.get("dataset", TrialConfig.dataset)) | values)
     if user.get(ITERATION_BUDGET) is not None:
         values = with_iteration_budget(values, _coerce_budget(user[ITERATION_BUDGET]))
     config = TrialConfig(**values)
@@ -131,18 +134,19 @@ def resolve_config(user: dict[str, Any]) -> TrialConfig:
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """Cast to the declared types so YAML ints, numpy scalars and strings from a search space behave the same."""
     kinds = {f.name: _without_none(f.type) for f in dataclasses.fields(TrialConfig)}
-    casts = {bool: _as_bool, int: _as_int, float: float}
+    optional = {f.name for f in dataclasses.fields(TrialConfig) if type(None) in typing.get_args(f.type)}
+    casts = {bool: _as_bool, int: _as_int, float: _as_finite_float}
     coerced = {}
     for key, value in values.items():
         cast = casts.get(kinds[key])
-        if value is None:
+        if value is None and key in optional:  # elsewhere None is cast, and refused, like any other value
             coerced[key] = None
         elif cast is None:
             coerced[key] = str(value)
         else:
             try:
                 coerced[key] = cast(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a huge int as a float, inf as an int
                 raise UserError(f"config {key}={value!r} is not a valid {kinds[key].__name__}") from None
     return coerced
 
@@ -150,8 +154,8 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
 def _coerce_budget(value: Any) -> int:
     try:
         return _as_int(value)
-    except (TypeError, ValueError):
-        raise UserError(f"iteration budget {value!r} is not a valid int") from None
+    except (TypeError, ValueError, OverflowError):
+        raise UserError(f"config {ITERATION_BUDGET}={value!r} (--iters) is not a valid int") from None
 
 
 def _without_none(kind: Any) -> type:
@@ -163,6 +167,13 @@ def _as_int(value: Any) -> int:
     if isinstance(value, bool) or float(value) != int(float(value)):
         raise ValueError(value)
     return int(float(value))
+
+
+def _as_finite_float(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):  # NaN fails no comparison in _validate, infinity no lower bound
+        raise ValueError(value)
+    return number
 
 
 def _as_bool(value: Any) -> bool:
@@ -190,6 +201,8 @@ def _validate(config: TrialConfig) -> None:
         raise UserError(f"config fraction={config.fraction!r} must be in (0, 1]")
     if not 0.0 <= config.dropout_p < 1.0:
         raise UserError(f"config dropout_p={config.dropout_p!r} must be in [0, 1)")
+    if not 0 <= config.seed < 2**32:  # as the sweep's --seed; far larger ones overflow torch's generator seed
+        raise UserError(f"config seed={config.seed!r} must be in [0, 2**32)")
     if config.dataset not in EMBEDDED_DATASETS and not config.data_root:
         raise UserError(f"dataset {config.dataset!r} needs data_root (--data-root): {data_root_hint(config.dataset)}")
 
@@ -202,7 +215,7 @@ def with_iteration_budget(values: dict[str, Any], iters: int) -> dict[str, Any]:
     interval, evaluation and checkpoint intervals) scaled by the same factor, so a short run keeps the
     method's shape."""
     if iters <= 0:
-        raise UserError(f"iteration budget {iters} must be > 0")
+        raise UserError(f"config {ITERATION_BUDGET}={iters} (--iters) must be > 0")
     defaults = method_defaults(values["method"], values.get("dataset", TrialConfig.dataset))
     factor = iters / values.get("iters", defaults["iters"])
     scaled = {"iters": iters}

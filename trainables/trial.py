@@ -21,6 +21,7 @@ def pretrained_for(config: TrialConfig) -> Pretrained:
 
 def prepare_run(config: TrialConfig, device: str | torch.device = "cpu") -> TransferRun:
     data = build_transfer_data(config.dataset, config.data_root, config.fraction, config.seed,
-                               val_fraction=config.val_fraction)
+                               val_fraction=config.val_fraction, skip_unreadable_images=config.skip_unreadable_images,
+                               cache_dir=config.cache_dir)
     pretrained = pretrained_for(config) if get_method(config.method).needs_pretrained else None
     return TransferRun(config, data, pretrained, device)

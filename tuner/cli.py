@@ -38,6 +38,12 @@ class OneLineErrorParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UserError(message)
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]):
+        # Python 3.11's argparse drops the value of `--flag=--` and hands the flag an empty list.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
+
 
 def run_cli(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
     try:
@@ -72,6 +78,9 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
                                        "classification model name (default: the dataset's)")
     parser.add_argument("--weights", help="torchvision-format state dict of the pretrained model")
     parser.add_argument("--fraction", type=float, help="share of each class's training images to keep, in (0, 1]")
+    parser.add_argument("--skip-unreadable-images", action="store_true",
+                        help="leave image files that do not decode (truncated, corrupt) out of the dataset, with a "
+                             "warning that counts them, instead of stopping with an error that names the first")
     parser.add_argument("--iters", type=int, help="main-stage iterations per trial; SWA, eval and checkpoint "
                                                   "intervals scale along (small for demos)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -36,7 +36,7 @@ def param_space(space: SearchSpace, search: str, defaults: dict[str, Any], metho
         if name not in CONFIG_KEYS:
             raise UserError(f"space {space.name!r}: parameter {name!r} is not a trial config key; "
                             f"allowed: {', '.join(CONFIG_KEYS)}")
-    unknown_fixed = sorted(set(space.fixed) - set(CONFIG_KEYS))
+    unknown_fixed = sorted(set(space.fixed) - set(CONFIG_KEYS), key=repr)  # a YAML key may be a number or null
     if unknown_fixed:
         raise UserError(f"space {space.name!r}: fixed key {unknown_fixed[0]!r} is not a trial config key")
     values = {**defaults, **space.fixed, **(overrides or {})}

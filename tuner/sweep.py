@@ -14,6 +14,7 @@ This module is the command line alone and imports neither torch nor Ray (a quick
 """
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from trainables.methods import METHODS
 from tuner.cli import (SCHEDULERS, SEARCHES, OneLineErrorParser, add_attack_arguments, add_resource_arguments,
                        add_trial_arguments, check_min_accuracy, run_cli)
 from tuner.recipes import RECIPES
+
+# Numeric flags whose given values must be > 0, and those that must be >= 0.
+POSITIVE_FLAGS = ("num_samples", "iters", "cpus_per_trial", "max_concurrent", "num_cpus", "budget", "step",
+                  "attack_iters", "top_k")
+NON_NEGATIVE_FLAGS = ("gpus_per_trial", "num_gpus")
 
 
 def command_parser() -> OneLineErrorParser:
@@ -85,22 +91,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> None:
     """Flag values no parser type can check, each as one line."""
-    if args.num_samples <= 0:
-        raise UserError(f"--num-samples {args.num_samples} must be > 0")
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0 "
-                        f"(got {args.cpus_per_trial}, {args.gpus_per_trial})")
+    for flag in POSITIVE_FLAGS + NON_NEGATIVE_FLAGS:
+        check_number(flag, getattr(args, flag), positive=flag in POSITIVE_FLAGS)
     if args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial):
         raise UserError(f"--gpus-per-trial {args.gpus_per_trial}: above 1 it must be a whole number")
-    for flag in ("max_concurrent", "top_k", "attack_iters"):
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise UserError(f"--{flag.replace('_', '-')} {value} must be > 0")
+    if not 0 <= args.seed < 2**32:  # Optuna's sampler takes no other seed
+        raise UserError(f"--seed {args.seed} must be in [0, 2**32)")
     if args.resume and not args.name:
         raise UserError("--resume needs --name: the sweep to continue")
     check_min_accuracy(args.min_accuracy)
     if args.resume and args.overwrite:
         raise UserError("--resume continues a run and --overwrite replaces it: give one of them")
+
+
+def check_number(flag: str, value: float | None, positive: bool) -> None:
+    """A given value is finite and > 0 (`positive`) or >= 0."""
+    name = f"--{flag.replace('_', '-')}"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{name} {value} must be a finite number")
+    if value is not None and (value <= 0 if positive else value < 0):
+        raise UserError(f"{name} {value} must be {'>' if positive else '>='} 0")
 
 
 def list_spaces() -> str:
@@ -115,7 +125,7 @@ def show_space(name: str) -> str:
         raise UserError(str(error)) from None
     return json.dumps({"name": space.name, "description": space.description, "source": space.source,
                        "methods": list(space.methods), "parameters": space.parameters, "fixed": space.fixed},
-                      indent=2)
+                      indent=2, default=str)  # a YAML file's dates and binaries, as text
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,6 +3,7 @@ trial count, the longest trial and the split trials are selected on. User mistak
 """
 import argparse
 import math
+import sys
 import time
 from dataclasses import dataclass
 
@@ -11,12 +12,15 @@ from ray.tune.search.sample import Categorical, Float, Integer
 from search_spaces import SearchSpace, SpaceError, get_space
 from trainables.config import TrialConfig, resolve_config
 from trainables.data.names import EMBEDDED_DATASETS
-from trainables.data.registry import dataset_summary
+from trainables.data.registry import check_images_decode, dataset_summary
 from trainables.errors import UserError
 from tuner.cli import parse_assignments
 from tuner.recipes import get_recipe
 from tuner.spaces import param_space
 
+# Configs a plan resolves and checks at most (about 0.1 ms each): a grid that large is more trials than any sweep
+# runs, and a sampled search's space that large wants fewer choices.
+MAX_CHECKED_CONFIGS = 100_000
 # Config keys that decide which pretrained model and which images an adversarial set is crafted from.
 ADVERSARIAL_SET_KEYS = ("dataset", "data_root", "arch", "weights", "source_images", "source_iters", "cache_dir",
                         "val_fraction")
@@ -34,34 +38,51 @@ def config_overrides(args: argparse.Namespace) -> dict:
                        ("fraction", args.fraction), ("iteration_budget", args.iters)):
         if value is not None:
             config[key] = value
+    if args.skip_unreadable_images:
+        config["skip_unreadable_images"] = True
     return config | parse_assignments(args.set)
 
 
 def trial_configs(space: dict) -> list[dict]:
     """Every config the space can produce, with each grid / categorical parameter at each of its values and
     each numeric range at both ends — enough to validate flags and find the longest trial before Ray starts."""
+    choices = {key: value_choices(value) for key, value in space.items()}
+    combinations = math.prod(len(values) for values in choices.values())
+    if combinations > MAX_CHECKED_CONFIGS:  # a plan that would take minutes and gigabytes to check
+        raise UserError(f"the space has {combinations:,} combinations of values to check before the sweep starts, "
+                        f"more than {MAX_CHECKED_CONFIGS:,}: give fewer grid values or choices")
     options = [{}]
-    for key, value in space.items():
-        if isinstance(value, dict) and "grid_search" in value:
-            choices = value["grid_search"]
-        elif isinstance(value, Categorical):
-            choices = value.categories
-        elif isinstance(value, Float):
-            choices = [value.lower, value.upper]
-        elif isinstance(value, Integer):
-            choices = [value.lower, value.upper - 1]  # Tune's integer upper bound is exclusive
-        else:
-            choices = [value]
-        options = [{**option, key: choice} for option in options for choice in choices]
+    for key, values in choices.items():
+        options = [{**option, key: choice} for option in options for choice in values]
     return options
 
 
+def value_choices(value) -> list:
+    """A param_space value's values to check: a grid's or a choice's every one, a numeric range's two ends."""
+    if isinstance(value, dict) and "grid_search" in value:
+        return value["grid_search"]
+    if isinstance(value, Categorical):
+        return value.categories
+    if isinstance(value, Float):
+        return [value.lower, value.upper]
+    if isinstance(value, Integer):
+        return [value.lower, value.upper - 1]  # Tune's integer upper bound is exclusive
+    return [value]
+
+
 def check_datasets(configs: list[TrialConfig]) -> None:
-    """Every paper dataset's layout, checked here in one line rather than in every trial on the cluster."""
+    """Every paper dataset's layout, and that each of its image files decodes, checked here in one line rather
+    than in every trial on the cluster; files left out with skip_unreadable_images are one warning line."""
+    image_configs = [c for c in configs if c.dataset not in EMBEDDED_DATASETS]
     for dataset, data_root, fraction, val_fraction in sorted(
-            {(c.dataset, c.data_root, c.fraction, c.val_fraction) for c in configs
-             if c.dataset not in EMBEDDED_DATASETS}, key=str):
+            {(c.dataset, c.data_root, c.fraction, c.val_fraction) for c in image_configs}, key=str):
         dataset_summary(dataset, data_root, fraction, val_fraction=val_fraction)
+    # After every layout: a mistake there shows at once, not after decoding the other datasets' images.
+    for dataset, data_root, skip_unreadable, cache_dir in sorted(
+            {(c.dataset, c.data_root, c.skip_unreadable_images, c.cache_dir) for c in image_configs}, key=str):
+        warning = check_images_decode(dataset, data_root, skip_unreadable=skip_unreadable, cache_dir=cache_dir)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
 
 
 def selection_split(configs: list[TrialConfig]) -> str:
@@ -129,3 +150,8 @@ def sweep_parts(args: argparse.Namespace) -> list[tuple[SearchSpace, str]]:
     except SpaceError as error:
         raise UserError(str(error)) from None
     return [(space, args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")]
+
+
+def plans_for(args: argparse.Namespace) -> list[Plan]:
+    """The plan of every sweep to run (one per recipe part): what --dry-run prints and the sweep runs."""
+    return [plan(args, space, name) for space, name in sweep_parts(args)]

@@ -39,7 +39,7 @@ from tuner.run_lock import LOCK_FILES, sweep_locks
 from tuner.run_dir import (RAY_LOG, ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, StorageError, human_size, is_uri,
                            join, location, package_versions, read_json, remove, run_name, size_in_bytes,
                            storage_failure, storage_problem, write_json, write_rows)
-from tuner.sweep_plan import Plan, plan, selects_on_asr, sweep_parts
+from tuner.sweep_plan import Plan, plans_for, selects_on_asr
 from tuner.trials_table import trial_rows, unfinished
 
 
@@ -109,6 +109,8 @@ def resumed_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
     if record is None:
         raise UserError(f"--resume: no sweep to continue at {run_dir} (none was started there, or it was stopped "
                         f"before it recorded its settings): run the same command again without --resume")
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise UserError(f"--resume: {join(run_dir, SWEEP_RECORD)} holds no sweep settings")
     # Never the recorded --overwrite: continuing a sweep must not delete it.
     return argparse.Namespace(**{**vars(parse_args([])), **record["settings"], "resume": True, "overwrite": False,
                                  "name": args.name, "storage": args.storage, "address": args.address,
@@ -308,7 +310,7 @@ def run_sweep_args(args: argparse.Namespace) -> SweepOutcome:
     storage = location(args.storage)
     if args.resume:
         args = resumed_args(args, join(storage, args.name))
-    plans = [plan(args, space, name) for space, name in sweep_parts(args)]
+    plans = plans_for(args)
     if args.dry_run:
         print(plan_summary(args, plans))
         return SweepOutcome()

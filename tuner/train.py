@@ -33,16 +33,20 @@ def trial_config(args: argparse.Namespace) -> dict:
     from trainables.config import resolve_config
     from trainables.methods import get_method
     from trainables.trial import pretrained_for
+    from tuner.sweep_plan import check_datasets
 
     config = {"method": args.method, "dataset": args.dataset, "seed": args.seed}
     for key, value in (("data_root", args.data_root), ("arch", args.arch), ("weights", args.weights),
                        ("fraction", args.fraction)):
         if value is not None:
             config[key] = value
+    if args.skip_unreadable_images:
+        config["skip_unreadable_images"] = True
     config |= parse_assignments(args.set)
     if args.iters is not None:
         config["iteration_budget"] = args.iters
     resolved = resolve_config(config)  # fail here, in one line, before Ray starts
+    check_datasets([resolved])  # the layout, and every image file decoding: in one line, not a failed trial
     if get_method(resolved.method).needs_pretrained:
         pretrained_for(resolved)  # find or pretrain the source model here, where its progress is visible
     return config

@@ -9,6 +9,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from trainables.data.device_decode import EncodedImages
+from trainables.data.readable import UnreadableImage, decode_rgb
 from trainables.errors import UserError
 
 Transform = Callable[[Image.Image], torch.Tensor]
@@ -25,10 +26,9 @@ class ImageListDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.items[index]
         try:
-            with Image.open(path) as image:
-                rgb = image.convert("RGB")
-        except OSError as error:
-            raise UserError(f"cannot read image {path}: {error}") from error
+            rgb = decode_rgb(path)
+        except UnreadableImage as error:  # became unreadable after the sweep checked it (trainables.data.readable)
+            raise UserError(f"cannot read image {path}: {error}") from None
         return self.transform(rgb), label
 
     def encoded(self):

@@ -19,6 +19,7 @@ class ImageListSplit:
     test: Items
     # The archive's own validation list, already part of `train` (Flowers' `valid`); empty where there is none.
     official_val: tuple[tuple[Path, int], ...] = ()
+    skipped: int = 0  # unreadable image files left out of train and test (skip_unreadable_images)
 
 
 class _MissingLayoutPath(Exception):

@@ -8,7 +8,7 @@ selection reads validation numbers only; the test split is for reporting. `val_f
 training split for training, and then selection can only use the test split.
 """
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch.utils.data import Dataset
@@ -20,6 +20,7 @@ from trainables.data.imagefolder import load_imagefolder_split
 from trainables.data.images import ImageListDataset, paper_transforms
 from trainables.data.names import DATASET_NAMES, EMBEDDED_DATASETS, IMAGE_FOLDER
 from trainables.data.paper import ImageListSplit, load_paper_split
+from trainables.data.readable import unreadable_images
 from trainables.data.subsample import balanced_subsample, stratified_split
 from trainables.data.synthetic import NOVEL_SHAPES
 from trainables.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
@@ -54,6 +55,7 @@ class TransferData:
     val: Dataset | None
     test: Dataset
     train_plain: Dataset
+    skipped_images: int = 0  # unreadable image files left out before the splits (skip_unreadable_images)
 
     @property
     def finite_training_transform(self) -> bool:
@@ -97,8 +99,10 @@ def split_indices(labels: Sequence[int], fraction: float, seed: int, val_fractio
 
 
 def build_transfer_data(name: str, data_root: str | Path | None = None, fraction: float = 1.0, seed: int = 0, *,
-                        val_fraction: float, synthetic_images: int = 10_000) -> TransferData:
-    """The task's train split (augmented, `fraction` of each class kept), validation and test splits."""
+                        val_fraction: float, synthetic_images: int = 10_000, skip_unreadable_images: bool = False,
+                        cache_dir: str | None = None) -> TransferData:
+    """The task's train split (augmented, `fraction` of each class kept), validation and test splits; image files
+    that do not decode are left out first with `skip_unreadable_images` (see load_image_split)."""
     check_dataset_name(name)
     if name == "digits":
         split = digits_split()
@@ -113,7 +117,7 @@ def build_transfer_data(name: str, data_root: str | Path | None = None, fraction
         augment = v2.Compose([v2.RandomCrop(SYNTHETIC_IMAGE_SIZE, padding=2), v2.RandomHorizontalFlip()])
         return _tensor_task(name, SYNTHETIC_CLASSES, images, labels, test_images, test_labels, augment, fraction,
                             seed, val_fraction)
-    split = load_image_split(name, data_root)
+    split = load_image_split(name, data_root, skip_unreadable=skip_unreadable_images, cache_dir=cache_dir)
     train_transform, test_transform = paper_transforms()
     items = split.train
     kept, val = split_indices([label for _, label in items], fraction, seed, val_fraction,
@@ -124,7 +128,7 @@ def build_transfer_data(name: str, data_root: str | Path | None = None, fraction
 
     return TransferData(name, len(split.classes), images(kept, train_transform),
                         images(val, test_transform) if val else None, ImageListDataset(split.test, test_transform),
-                        images(kept, test_transform))
+                        images(kept, test_transform), split.skipped)
 
 
 def novel_shapes_task(fraction: float, seed: int, val_fraction: float, train_per_class: int = NOVEL_TRAIN_PER_CLASS,
@@ -165,13 +169,45 @@ def dataset_summary(name: str, data_root: str | Path | None = None, fraction: fl
             "test": len(split.test)}
 
 
-def load_image_split(name: str, data_root: str | Path | None) -> ImageListSplit:
-    """A paper dataset's or the image folder's (image path, label) lists, its layout checked."""
+def load_image_split(name: str, data_root: str | Path | None, *, skip_unreadable: bool = False,
+                     cache_dir: str | None = None) -> ImageListSplit:
+    """A paper dataset's or the image folder's (image path, label) lists, its layout checked; with
+    `skip_unreadable`, without the files that do not decode, left out before any split so that every trial holds
+    the same lists (the verdict is cached: trainables.data.readable)."""
     if not data_root:
         raise UserError(f"dataset {name!r} needs --data-root: {data_root_hint(name)}")
-    if name == IMAGE_FOLDER:
-        return load_imagefolder_split(data_root)
-    return load_paper_split(name, data_root)
+    split = load_imagefolder_split(data_root) if name == IMAGE_FOLDER else load_paper_split(name, data_root)
+    if not skip_unreadable:
+        return split
+    unreadable = {item.path for item in unreadable_images(_image_paths(split), cache_dir, f"the {name} images")}
+
+    def readable(items: Sequence[tuple[Path, int]]) -> list[tuple[Path, int]]:
+        return [(path, label) for path, label in items if path not in unreadable]
+
+    return replace(split, train=readable(split.train), test=readable(split.test),
+                   official_val=tuple(readable(split.official_val)), skipped=len(unreadable))
+
+
+def check_images_decode(name: str, data_root: str | Path | None, *, skip_unreadable: bool,
+                        cache_dir: str | None = None) -> str | None:
+    """Decodes every image file of the dataset (once per file list, then cached), so that no trial meets one
+    that does not decode: the first such file is a UserError naming it, unless `skip_unreadable`; then trials
+    leave them out, and this returns the warning line that says so. None when every file decodes."""
+    paths = _image_paths(load_image_split(name, data_root))
+    unreadable = unreadable_images(paths, cache_dir, f"the {name} images")
+    if not unreadable:
+        return None
+    first, plural = unreadable[0], len(unreadable) > 1
+    if not skip_unreadable:
+        raise UserError(f"{name}: cannot read image {first.path}: {first.reason}; {len(unreadable)} of its "
+                        f"{len(paths)} images {'do' if plural else 'does'} not decode "
+                        f"(--skip-unreadable-images leaves {'them' if plural else 'it'} out)")
+    return (f"{name}: skipped {len(unreadable)} unreadable image{'s' if plural else ''} of {len(paths)} in "
+            f"{data_root} (first: {first.path}: {first.reason})")
+
+
+def _image_paths(split: ImageListSplit) -> list[Path]:
+    return [path for path, _ in split.train + split.test]
 
 
 def data_root_hint(name: str) -> str:
