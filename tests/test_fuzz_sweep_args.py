@@ -387,6 +387,7 @@ def test_any_space_file_plans_or_fails_in_one_line(scratch, file_name, contents,
     (["--space", "x" * 300 + ".yaml"], "File name too long"),  # OSError from Path.is_file
     (["--storage", "~no_such_user_here/runs"], "is not a usable path"),  # RuntimeError from expanduser
     (["--resume", "--name", "x" * 300], "File name too long"),  # OSError from pyarrow's stat
+    (["--search", "random", "--num-samples", str(10**12)], "a sweep runs at most 100000"),  # the dry run's list
 ])
 def test_command_lines_that_once_broke_are_one_error_line(scratch, flags, named):
     error = dry_run_error(["--storage", str(scratch / "runs"), *QUICK, *flags])

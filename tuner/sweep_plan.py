@@ -134,8 +134,11 @@ def plan(args: argparse.Namespace, space: SearchSpace, name: str) -> Plan:
     swa_swept = "swa" in space.parameters
     longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
     grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
-    return Plan(space, name, values, configs, args.num_samples * (grid_points if args.search == "grid" else 1),
-                longest, selection_split(configs))
+    trials = args.num_samples * (grid_points if args.search == "grid" else 1)
+    if trials > MAX_CHECKED_CONFIGS:  # Tune keeps every trial in its experiment state; so does the dry run's plan
+        raise UserError(f"{trials} trials: a sweep runs at most {MAX_CHECKED_CONFIGS}; lower --num-samples or the "
+                        f"grid")
+    return Plan(space, name, values, configs, trials, longest, selection_split(configs))
 
 
 def sweep_parts(args: argparse.Namespace) -> list[tuple[SearchSpace, str]]:
