@@ -58,7 +58,7 @@ def score(model, crafted: tuple, budget: float, device: str) -> dict:
     target = torch.device(device)
     clean, _ = predictions(model, torch.utils.data.TensorDataset(images, labels), target)
     attacked, _ = predictions(model, torch.utils.data.TensorDataset(adversarial, labels), target)
-    noisy_images = uniform_noise(images, attack_config("embedded", budget=budget), model.std.cpu(),
+    noisy_images = uniform_noise(images, attack_config("embedded", budget=budget), model.mean.cpu(), model.std.cpu(),
                                  torch.Generator().manual_seed(0))
     noisy, _ = predictions(model, torch.utils.data.TensorDataset(noisy_images, labels), target)
     counts, noise = attack_counts(labels, clean, attacked), attack_counts(labels, clean, noisy)

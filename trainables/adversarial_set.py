@@ -115,7 +115,7 @@ class AdversarialSet:
     def _scoring_batches(self, device: torch.device) -> Iterator[tuple[torch.Tensor, ...]]:
         generator = torch.Generator().manual_seed(self.manifest["key_fields"]["seed"])
         for clean, adversarial, labels in self.batches(SCORING_BATCH_SIZE):
-            noise = uniform_noise(clean, self.attack, self.pretrained.std.cpu(), generator)
+            noise = uniform_noise(clean, self.attack, self.pretrained.mean.cpu(), self.pretrained.std.cpu(), generator)
             yield clean.to(device), adversarial.to(device), noise.to(device), labels
 
     def adversarial_images(self) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The attack's settings as data: budget, step, iterations, objective, units, and the named presets.
+"""The attack's settings as data: budget, step, iterations, objective, units, box, and the named presets.
 
 No torch here: every command lists the presets in its --help.
 """
@@ -19,6 +19,12 @@ class AttackConfig:
     target_index: int = 0  # k
     loss: Literal["target_l2", "code"] = "target_l2"
     units: Literal["pixels", "normalized"] = "pixels"
+    # The box PGD clips every input to (AdverTorch's clip_min / clip_max), in `box` units: [0, 1] pixels, or
+    # the authors' scalar [-2.2, 2.2] after ImageNet normalisation (per channel in pixels: R [-0.019, 0.989],
+    # G [-0.037, 0.949], B [-0.089, 0.901], so it also clips clean bright pixels).
+    box: Literal["pixels", "normalized"] = "pixels"
+    box_min: float = 0.0
+    box_max: float = 1.0
 
     def record(self) -> dict:
         """Flat columns for results tables, units in the names."""
@@ -33,7 +39,9 @@ ATTACK_PRESETS = {
     # The paper's text: ||f - t||^2, B = 0.4 and step 0.01 with pixels in [0, 1].
     "paper": AttackConfig("paper", budget=0.4, step=0.01),
     # The authors' code: B = 0.1, step 0.01 after normalisation; loss (f_k - m)^2 + 0.1 * mean_{j!=k} f_j^2.
-    "code": AttackConfig("code", budget=0.1, step=0.01, loss="code", units="normalized"),
+    # Their box too: eval_robustness.py clips to [-2.2, 2.2] in normalised space.
+    "code": AttackConfig("code", budget=0.1, step=0.01, loss="code", units="normalized",
+                         box="normalized", box_min=-2.2, box_max=2.2),
     # The embedded default (novel_shapes, 32x32): at B = 0.1 uniform noise alone fools ~10% and the attack
     # fools even re-trained models; B = 0.03 keeps the noise control near 1-2% (docs/embedded-defaults.md).
     "embedded": AttackConfig("embedded", budget=0.03, step=0.01),
@@ -48,4 +56,6 @@ def attack_config(preset: str, **overrides) -> AttackConfig:
     config = replace(ATTACK_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     if config.budget <= 0 or config.step <= 0 or config.iters <= 0:
         raise UserError(f"attack budget, step and iters must be > 0 (got {config.budget}, {config.step}, {config.iters})")
+    if config.box_min >= config.box_max:
+        raise UserError(f"attack box_min must be below box_max (got {config.box_min}, {config.box_max})")
     return config
