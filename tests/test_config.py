@@ -13,7 +13,8 @@ def test_paper_defaults_and_per_dataset_values():
     renofeation_bird = resolve_config({"method": "renofeation", "dataset": "bird", "data_root": "/data"})
     assert renofeation_bird.lambda_feat == 1.0
     assert (renofeation_bird.iters, renofeation_bird.weight_decay) == (90_000, 5e-3)
-    assert (renofeation_bird.swa_iters, renofeation_bird.swa_lr, renofeation_bird.swa_every) == (30_000, 0.005, 500)
+    assert (renofeation_bird.swa_iters, renofeation_bird.swa_learning_rate, renofeation_bird.swa_every) == \
+        (30_000, 0.005, 500)
     assert renofeation_bird.dropout and renofeation_bird.dropout_p == 0.1
     assert resolve_config({"method": "l2sp", "dataset": "flower", "data_root": "/d"}).weight_decay == 0.0
     assert resolve_config({"method": "delta_adv", "dataset": "flower", "data_root": "/d"}).iters == 60_000

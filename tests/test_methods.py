@@ -55,7 +55,9 @@ def test_regularisers_on_hand_computed_values():
     head = torch.nn.Linear(2, 2)
     with torch.no_grad():
         head.weight.copy_(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
-    assert HeadPenalty(head, beta=0.01)().item() == pytest.approx(0.5 * 0.01 * 30.0)
+        head.bias.copy_(torch.tensor([1.0, 2.0]))
+    assert HeadPenalty(head, beta=0.01, bias=False)().item() == pytest.approx(0.5 * 0.01 * 30.0)
+    assert HeadPenalty(head, beta=0.01, bias=True)().item() == pytest.approx(0.5 * 0.01 * (30.0 + 5.0))
 
     student = [torch.ones(1, 2, 1, 1), torch.zeros(1, 1, 2, 2)]
     teacher = [torch.zeros(1, 2, 1, 1), torch.full((1, 1, 2, 2), 2.0)]
@@ -96,7 +98,7 @@ def test_training_loss_is_cross_entropy_plus_the_methods_regulariser(method):
     run.step(images, labels)  # move away from theta0 so L2-SP is non-zero
     run.report()  # resets the running window
     student = copy.deepcopy(run.student).train(spec.trains == "all")
-    head_term = HeadPenalty(student.head, config.head_beta)().item()
+    head_term = HeadPenalty(student.head, config.head_beta, config.head_penalty_bias)().item()
     torch.manual_seed(1)
     run.step(images, labels)
     window = run._window
@@ -114,7 +116,7 @@ def test_weight_decay_goes_to_the_backbone_and_the_head_has_its_own_penalty(meth
     config = resolve_config(tiny_config(method))
     run = prepare_run(config)
     head_group, *backbone_group = run.optimizer.param_groups
-    assert head_group["weight_decay"] == 0.0
+    assert head_group["weight_decay"] == 0.0  # the embedded profile: the head has its penalty alone
     if METHODS[method].trains == "head":
         assert backbone_group == []
     else:

@@ -34,6 +34,8 @@ MANIFEST = "manifest.json"
 SCORING_BATCH_SIZE = 256
 MEMO_BYTES = 1 << 30
 CRAFT_BATCH_SIZE = 128
+# The feature distance's augmentation draw: fixed, so one checkpoint always gets one number.
+FEATURE_DISTANCE_SEED = 21
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,11 @@ class AdversarialSet:
     manifest: dict
     split: str
     clean: Dataset  # the split's clean images, in the order the shards follow
-    train_plain: Dataset  # for the feature distance of a checkpoint to the pretrained model
+    train: Dataset  # the augmented training split: the feature distance's images (the authors' train_loader)
     pretrained: TransferNet
     weights_digest: str
     attack: AttackConfig
-    # The pretrained model's features on train_plain, filled by the first feature-distance computation.
+    # The pretrained model's features on the training batches, filled by the first feature-distance computation.
     reference_features: list = field(default_factory=list, compare=False, repr=False)
     _memo: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -99,9 +101,12 @@ class AdversarialSet:
         return self._memoized("scoring", device, 3 * len(self.clean), self._scoring_batches)
 
     def training_batches(self, device: torch.device) -> Iterable[torch.Tensor]:
-        """The training images without augmentation, on `device` (for the feature distance)."""
-        return self._memoized("training", device, len(self.train_plain), lambda target: (
-            images.to(target) for images, _ in DataLoader(self.train_plain, batch_size=SCORING_BATCH_SIZE)))
+        """The training images with the training augmentation, drawn from a fixed seed, on `device` (for the
+        feature distance: the authors measure it on their train_loader)."""
+        draws = SeededAugmentation(self.train, FEATURE_DISTANCE_SEED)
+        return self._memoized("training", device, len(self.train), lambda target: (
+            images.to(target) for images, _ in DataLoader(draws, batch_size=SCORING_BATCH_SIZE,
+                                                          generator=torch.Generator())))  # global RNG untouched
 
     def _memoized(self, name: str, device: torch.device, images: int, make) -> Iterable:
         """Scoring many checkpoints reads, builds and moves small sets once: kept on `device` when they fit."""
@@ -137,6 +142,22 @@ class AdversarialSet:
             start += shard["count"]
 
 
+class SeededAugmentation(Dataset):
+    """`dataset` with each item's random augmentation drawn from a seed of its own (seed, index): the same images
+    on every pass, whatever the batching or the loader's workers, and the global RNG left as it was."""
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed * 1_000_003 + index)
+            return self.dataset[index]
+
+
 class _Context:
     """Data, pretrained model and attack for one spec, built once per process."""
 
@@ -147,7 +168,7 @@ class _Context:
         pretrained = pretrained_for(config)
         self.split = spec.split
         self.clean = data.split(spec.split)
-        self.train_plain = data.train_plain
+        self.train = data.train
         self.network = build_network(config.arch, data.num_classes, pretrained, config.taps).to(device).eval()
         self.weights_digest = pretrained.digest
         self.device = device
@@ -177,7 +198,7 @@ def adversarial_set(spec: AdversarialSetSpec, device: str | torch.device = "cpu"
             if use_ray is None:
                 use_ray = context.shard_count > 1 and _ray_running()
             manifest = _craft(spec, context, directory, use_ray)
-    return AdversarialSet(context.key, directory, manifest, context.split, context.clean, context.train_plain,
+    return AdversarialSet(context.key, directory, manifest, context.split, context.clean, context.train,
                           context.network, context.weights_digest, spec.attack)
 
 

@@ -59,14 +59,18 @@ class Regularizer(nn.Module):
 
 
 class HeadPenalty(nn.Module):
-    """0.5 * beta * ||W_fc||^2: the paper's last-layer weight decay, on every method (Chin et al., Sec. 5.1)."""
+    """0.5 * beta * (||W_fc||^2 + ||b_fc||^2): the paper's last-layer weight decay, on every method (Chin et al.,
+    Sec. 5.1); the authors' code (train.py, linear_l2) penalises the bias too. `bias=False` leaves it out."""
 
-    def __init__(self, head: nn.Linear, beta: float):
+    def __init__(self, head: nn.Linear, beta: float, bias: bool):
         super().__init__()
-        self.head, self.beta = head, beta
+        self.head, self.beta, self.bias = head, beta, bias
 
     def forward(self) -> torch.Tensor:
-        return 0.5 * self.beta * self.head.weight.pow(2).sum()
+        squares = self.head.weight.pow(2).sum()
+        if self.bias and self.head.bias is not None:
+            squares = squares + self.head.bias.pow(2).sum()
+        return 0.5 * self.beta * squares
 
 
 class StartingPointPenalty(Regularizer):

@@ -35,9 +35,10 @@ def weight_distance(model: TransferNet, pretrained: TransferNet) -> float:
 @torch.no_grad()
 def feature_distance(model: TransferNet, pretrained: TransferNet, image_batches: Iterable[torch.Tensor],
                      reference_cache: list | None = None) -> float:
-    """The feature-distillation loss to the pretrained model on the training data: the sum over the distilled
-    layers of the MSE between the two models' outputs, averaged over the data, in eval mode (no dropout).
-    The authors' evaluation sums the layers the same way: Table 7's "feature loss" scale (and Fig. 1 right).
+    """The feature-distillation loss to the pretrained model, as the authors' code measures Table 7's "feature
+    loss" (train.py, test() on train_loader): both models in eval mode (no dropout) on the augmented training
+    images, per stage the MSE averaged over batch, channels and pixels, summed over the distilled stages (the
+    paper's text says averaged), then averaged over the images. The caller fixes the augmentation's draw.
 
     With `image_batches` a list (a set small enough to keep in memory), `reference_cache`, a list the caller
     keeps, holds the pretrained model's features after the first call: scoring many checkpoints runs the
@@ -161,7 +162,8 @@ def _split_record(labels: torch.Tensor, clean: torch.Tensor, attacked: torch.Ten
 
 @torch.no_grad()
 def distance_metrics(model: TransferNet, adversarial: AdversarialSet, device: torch.device) -> dict:
-    """How far `model` moved from the pretrained model, in weights and in features on the training data."""
+    """How far `model` moved from the pretrained model, in weights and in features on the augmented training
+    images (a fixed draw: `AdversarialSet.training_batches`)."""
     return {
         "weight_distance": weight_distance(model, adversarial.pretrained),
         "feature_distance": feature_distance(model, adversarial.pretrained, adversarial.training_batches(device),

@@ -2,9 +2,11 @@
 regulariser, spatial dropout, SWA and adversarial examples.
 
 Iteration-based like the paper: SGD, cosine LR per iteration over `iters`, then (with SWA) `swa_iters` at a
-constant LR with a snapshot averaged every `swa_every` iterations and BatchNorm statistics recomputed on the
-training data. Batch k is a function of (seed, k) and every random draw comes from the checkpointed torch
-RNG, so a run resumed from a checkpoint continues exactly as if never stopped (with num_workers=0).
+constant LR (half the main stage's unless `swa_lr` says; from a new SGD with `swa_fresh_optimizer`, as the
+authors' separate SWA run) with a snapshot averaged every `swa_every` iterations and BatchNorm statistics
+recomputed on the training data. Batch k is a function of (seed, k) and every random draw comes from the
+checkpointed torch RNG, so a run resumed from a checkpoint continues exactly as if never stopped (with
+num_workers=0).
 """
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -68,13 +70,13 @@ class TransferRun:
             self.student.enable_spatial_dropout(config.dropout_p)
         self.precision = precision_for(self.device, config.amp, config.channels_last)
         self.precision.module(self.student.to(self.device))
-        self.head_penalty = HeadPenalty(self.student.head, config.head_beta)
+        self.head_penalty = HeadPenalty(self.student.head, config.head_beta, config.head_penalty_bias)
         self.regularizer: Regularizer | None = None if self.spec.regularizer is None else \
             self.spec.regularizer_class(RunParts(config, self.student, pretrained, data))
         if self.regularizer is not None:
             self.precision.module(self.regularizer)  # the teacher computes like the student
         self.grad_scaler = self.precision.grad_scaler()
-        self.optimizer = self._optimizer()
+        self.optimizer = self._optimizer(config.lr)
         self.schedule = CosineAnnealingLR(self.optimizer, T_max=config.iters)
         self.averaged = AveragedModel(self.student) if config.swa else None
         self.swa_schedule: SWALR | None = None  # created when the SWA stage starts: it takes over the LR
@@ -105,6 +107,11 @@ class TransferRun:
     @property
     def in_swa_stage(self) -> bool:
         return self.config.swa and self.iteration >= self.config.iters
+
+    @property
+    def swa_started(self) -> bool:
+        """Whether the SWA stage has taken a step: it starts at its first step, not at the main stage's end."""
+        return self.config.swa and self.iteration > self.config.iters
 
     def reports(self, after_step: Callable[[], None] | None = None) -> Iterator[dict]:
         """Train to the end; yield metrics every `eval_every` iterations and at the end of each stage, calling
@@ -236,14 +243,14 @@ class TransferRun:
     def load_state_dict(self, state: dict) -> None:
         self.iteration = state["iteration"]
         self.student.load_state_dict(state["student"])
+        if self.swa_started:  # first: the stage's (new) optimizer is the one the saved state belongs to
+            self._start_swa_stage()  # constant LR: the scheduler has no state worth restoring
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         if self.averaged is not None:
             self.averaged.load_state_dict(state["averaged"])
         if self.regularizer is not None:
             self.regularizer.load_checkpoint_state(state["regularizer"])
-        if self.in_swa_stage:
-            self._start_swa_stage()  # constant LR: the scheduler has no state worth restoring
         self._bn_updated_at = state["bn_updated_at"]
         if state.get("grad_scaler"):
             self.grad_scaler.load_state_dict(state["grad_scaler"])
@@ -252,20 +259,25 @@ class TransferRun:
         if state["rng_cuda"]:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
 
-    def _optimizer(self) -> torch.optim.SGD:
+    def _optimizer(self, lr: float) -> torch.optim.SGD:
         backbone = list(self.student.backbone_parameters().values())
         if self.spec.trains == "head":
             for parameter in backbone:
                 parameter.requires_grad_(False)
             backbone = []
-        # The head is regularised by head_penalty, so SGD's weight decay covers the backbone only.
-        groups = [{"params": list(self.student.head.parameters()), "weight_decay": 0.0}]
+        # The authors' SGD decays every parameter, the head too, on top of its penalty (head_weight_decay);
+        # without it the head has head_penalty alone.
+        head_decay = self.config.weight_decay if self.config.head_weight_decay else 0.0
+        groups = [{"params": list(self.student.head.parameters()), "weight_decay": head_decay}]
         if backbone:
             groups.append({"params": backbone, "weight_decay": self.config.weight_decay})
-        return torch.optim.SGD(groups, lr=self.config.lr, momentum=self.config.momentum)
+        return torch.optim.SGD(groups, lr=lr, momentum=self.config.momentum)
 
     def _start_swa_stage(self) -> None:
-        self.swa_schedule = SWALR(self.optimizer, swa_lr=self.config.swa_lr, anneal_epochs=0)
+        # The authors run the SWA stage as a new process from the main stage's checkpoint: a new SGD, no momentum.
+        if self.config.swa_fresh_optimizer:
+            self.optimizer = self._optimizer(self.config.swa_learning_rate)
+        self.swa_schedule = SWALR(self.optimizer, swa_lr=self.config.swa_learning_rate, anneal_epochs=0)
 
     def _with_adversarial(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Clean + PGD examples crafted on the current student (white-box, the standard adversarial training)."""
