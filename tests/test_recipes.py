@@ -5,8 +5,12 @@ from collections import Counter
 
 import pytest
 
+from search_spaces import get_space
+from tests.layouts import MAKERS
 from tests.test_report import report_at
 from trainables.config import method_defaults, resolve_config
+from trainables.data.names import DEFAULT_VAL_FRACTION
+from trainables.data.registry import dataset_summary
 from trainables.errors import UserError
 from trainables.methods import METHODS
 from tuner.paper_results import DATASETS, PAPER_RESULTS, row_label
@@ -16,12 +20,12 @@ from tuner.run_dir import write_rows
 from tuner.spaces import param_space
 from tuner.sweep_plan import trial_configs
 
-EXPECTED_TRIALS = {"table2": 25, "table4": 60, "table5": 30, "table6": 20, "fig3": 60, "fig4": 105}
+EXPECTED_TRIALS = {"table2": 130, "table4": 60, "table5": 30, "table6": 20, "fig3": 60, "fig4": 105}
 
 
 def recipe_trials(recipe) -> list[dict]:
     """Every trial config the sweep plans for the recipe, part after part."""
-    return [trial for part in recipe.parts for trial in trial_configs(param_space(part, "grid", {}, None))]
+    return [trial for part in recipe.parts for trial in trial_configs(param_space(part.space, "grid", {}, None))]
 
 
 def published(table: str, label: str, dataset: str, arch: str = "resnet18", fraction: float = 1.0):
@@ -36,7 +40,7 @@ def test_every_recipe_has_its_trial_count_and_no_duplicates():
         assert len(trials) == count, name
         assert len({json.dumps(t, sort_keys=True) for t in trials}) == count, name
         for part in RECIPES[name].parts:
-            assert set(part.parameters["method"]["grid"]) == set(part.methods)
+            assert set(part.space.parameters["method"]["grid"]) == set(part.space.methods)
 
 
 def test_every_trial_is_a_valid_config():
@@ -47,10 +51,28 @@ def test_every_trial_is_a_valid_config():
             assert config.seed == 0
 
 
-def test_table2_is_five_baselines_on_resnet18():
+def test_table2_tunes_the_three_baselines_on_the_paper_grid_with_refit_and_keeps_delta_and_retraining_fixed():
+    tuned, fixed = RECIPES["table2"].parts
+    assert tuned.refit and tuned.protocol == "refit" and not fixed.refit and fixed.protocol == "fixed"
     trials = recipe_trials(RECIPES["table2"])
-    assert Counter(t["method"] for t in trials) == {m: 5 for m in ("linear", "finetune", "l2sp", "delta", "retrain")}
+    assert Counter(t["method"] for t in trials) == {"linear": 40, "finetune": 40, "l2sp": 40, "delta": 5, "retrain": 5}
     assert {(t["arch"], t["fraction"]) for t in trials} == {("resnet18", 1.0)}
+    for method in ("linear", "finetune", "l2sp"):  # Sec. 5.1: lr x momentum x weight decay, per dataset
+        for dataset in DATASETS:
+            grid = {(t["lr"], t["momentum"], t["weight_decay"]) for t in trials
+                    if t["method"] == method and t["dataset"] == dataset}
+            assert grid == {(lr, m, wd) for lr in (0.01, 0.005) for m in (0.0, 0.9) for wd in (0.0, 1e-4)}
+    tuned_trials = [t for t in trials if t["method"] in ("linear", "finetune", "l2sp")]
+    assert all("val_fraction" not in t for t in tuned_trials)  # the default validation split chooses
+    assert all(t["val_fraction"] == 0.0 for t in trials if t["method"] in ("delta", "retrain"))
+
+
+def test_every_fixed_recipe_part_trains_on_the_full_official_training_split():
+    for recipe in RECIPES.values():
+        for part in recipe.parts:
+            trials = trial_configs(param_space(part.space, "grid", {}, None))
+            splits = {resolve_config({**t, "data_root": "/data"}).val_fraction for t in trials}
+            assert splits == ({DEFAULT_VAL_FRACTION} if part.refit else {0.0}), (recipe.name, part.name)
 
 
 def test_table4_crosses_three_methods_with_four_backbones():
@@ -227,3 +249,27 @@ def test_a_recipe_run_report_writes_the_paper_comparison(tmp_path):
 def test_an_unknown_recipe_is_a_user_error():
     with pytest.raises(UserError, match="unknown recipe 'table9'"):
         get_recipe("table9")
+
+
+def test_recipe_flowers_train_on_trnid_and_valid_and_table5_takes_its_fractions_of_them(tmp_path):
+    layout = MAKERS["flower"](tmp_path / "flower")  # trnid 3 images, valid 6 (20 per class each in the archive)
+
+    def counts(recipe: str, part_index: int = 0, **match) -> list[dict]:
+        part = RECIPES[recipe].parts[part_index]
+        trials = [t for t in trial_configs(param_space(part.space, "grid", {}, None)) if t["dataset"] == "flower"
+                  and all(t.get(k) == v for k, v in match.items())]
+        configs = [resolve_config({**t, "data_root": str(layout.root)}) for t in trials]
+        return [dataset_summary("flower", c.data_root, c.fraction, c.seed, val_fraction=c.val_fraction)
+                for c in configs]
+
+    assert {(c["train"], c["val"]) for c in counts("table4")} == {(layout.train_count, 0)}  # trnid + valid
+    assert {(c["train"], c["val"]) for c in counts("table2", 1)} == {(9, 0)}
+    per_class = layout.train_per_class  # Table 5: a third and two thirds of each class of trnid + valid
+    for fraction in (0.33, 0.66):
+        expected = sum(max(1, round(fraction * n)) for n in per_class)
+        assert {c["train"] for c in counts("table5", fraction=fraction)} == {expected}
+    # the tuned part and every non-recipe sweep keep the official validation list to choose on
+    assert {(c["train"], c["val"]) for c in counts("table2", 0)} == {(3, 6)}
+    paper_grid = param_space(get_space("paper_grid"), "grid", {"dataset": "flower"}, "finetune")
+    config = resolve_config({**trial_configs(paper_grid)[0], "data_root": str(layout.root)})
+    assert dataset_summary("flower", config.data_root, val_fraction=config.val_fraction)["val"] == 6

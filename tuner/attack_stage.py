@@ -27,7 +27,7 @@ from trainables.precision import precision_for
 from trainables.robustness import CHECKPOINTS_LOADED_TOGETHER, CheckpointGroup, distance_metrics, group_split_metrics
 from tuner.cli import SELECTIONS
 from tuner.pareto import pareto_front
-from tuner.run_dir import ROBUSTNESS_TABLE, join, location, read_rows, write_rows
+from tuner.run_dir import REFIT_EXPERIMENT, ROBUSTNESS_TABLE, join, location, read_rows, write_rows
 from tuner.run_lock import final_stage_lock
 
 
@@ -104,12 +104,18 @@ def run_attack_stage(run_dir: str | Path, select_how: str = "clean", top_k: int 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     chosen = select(candidates(run_dir), select_how, top_k, include_stopped)
     with final_stage_lock(run_dir):
-        return _score_chosen(run_dir, chosen, preset, device, attack_overrides)
+        rows = _score_chosen(run_dir, chosen, preset, device, attack_overrides)
+        refit = join(run_dir, REFIT_EXPERIMENT)
+        if tune.Tuner.can_restore(refit):  # --refit: every finished refit model, on test (it trained on val)
+            finished = [c for c in candidates(refit) if not c.stopped_early]
+            rows = _score_chosen(run_dir, finished, preset, device, attack_overrides, refit=True)
+        return rows
 
 
 def _score_chosen(run_dir: str, chosen: list[Candidate], preset: str | None, device: torch.device,
-                  attack_overrides: dict) -> list[dict]:
-    """Rows for the chosen checkpoints not yet in robustness.parquet (read under the final-stage lock)."""
+                  attack_overrides: dict, refit: bool = False) -> list[dict]:
+    """Rows for the chosen checkpoints not yet in robustness.parquet (read under the final-stage lock); `refit`:
+    they are refit models (`tuner.refit`)."""
     table = join(run_dir, ROBUSTNESS_TABLE)
     rows = read_rows(table)
     done = {(row["checkpoint_path"], row["test_attack_key"]) for row in rows}
@@ -127,7 +133,7 @@ def _score_chosen(run_dir: str, chosen: list[Candidate], preset: str | None, dev
     groups = {}
     with tqdm(total=len(pending), desc="attacking checkpoints", unit="ckpt", file=sys.stderr) as progress:
         for batch in scoring_batches(pending, CHECKPOINTS_LOADED_TOGETHER.get(device.type, 1)):
-            rows += score_batch(batch, device, groups)
+            rows += [row | {"refit": refit} for row in score_batch(batch, device, groups)]
             write_rows(rows, table)  # after every batch: an interrupted stage keeps what it measured
             progress.update(len(batch))
     return rows

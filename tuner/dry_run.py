@@ -88,6 +88,10 @@ def part_summary(args: argparse.Namespace, planned: Plan) -> list[str]:
               f"thread{'s' if threads > 1 else ''}" for method, cost in costs.items()]
     lines.append("  " + compute_hours(args, seconds, {cost.device for cost in costs.values()}))
     lines.append("  " + checkpoint_disk(args, trials, costs))
+    if planned.refit:  # how many depends on what validation chooses: each method's best and the Pareto set
+        lines.append("  then --refit re-trains the configurations chosen on validation (each method's best per dataset "
+                     "and the Pareto set, every seed) on training + validation images: a few more trials of the "
+                     "same lengths")
     return lines
 
 

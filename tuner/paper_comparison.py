@@ -12,7 +12,7 @@ PAPER_COMPARISON = "paper_comparison.md"
 COMPARED_METRICS = {
     "clean": ("test_clean_acc", "clean (%)"),
     "asr": ("test_asr", "ASR (%)"),
-    "feature_loss": ("feature_distance", "feature loss Σ_layers MSE(model, pretrained) on train images"),
+    "feature_loss": ("feature_distance", "feature loss: sum over 4 stages (the paper's text: averaged)"),
 }
 
 
@@ -44,10 +44,23 @@ def paper_comparison(rows: list[dict], tables: tuple[str, ...]) -> list[dict]:
     return comparison
 
 
+def protocol(measured: list[dict]) -> str | None:
+    """How the measured models came about: the authors' fixed settings trained on the full official training
+    split, or a configuration chosen on validation (and then re-trained on train + validation, with --refit)."""
+    if not measured:
+        return None
+    if any(row.get("refit") for row in measured):
+        return "chosen on val, refit on train + val"
+    if all(_number(row.get("val_fraction")) == 0 for row in measured):
+        return "fixed published settings, no selection"
+    return "chosen on val"
+
+
 def _record(published, measured: list[dict], attack: tuple) -> dict:
     preset, units, budget, budget_pixels = attack
     record = {"table": published.table, "label": published.label, "dataset": published.dataset,
               "arch": published.arch, "fraction": published.fraction, "n": len(measured),
+              "protocol": protocol(measured),
               "status": "measured" if measured else "not run", "attack_preset": preset, "attack_units": units,
               "attack_budget": budget, "attack_budget_pixels": budget_pixels}
     for metric, (column, _) in COMPARED_METRICS.items():
@@ -75,11 +88,12 @@ def _attack_cells(record: dict) -> list[str]:
 def paper_comparison_markdown(recipe: str, comparison: list[dict]) -> str:
     metrics = [m for m in COMPARED_METRICS if any(f"{m}_published" in record for record in comparison)]
     header = ["table", "label", "dataset", "arch", "fraction", "attack preset", "B (units)", "B in [0, 1] pixels",
-              "n"] + [f"{COMPARED_METRICS[m][1]} {kind}" for m in metrics for kind in ("measured", "paper", "Δ")]
+              "n", "protocol"]
+    header += [f"{COMPARED_METRICS[m][1]} {kind}" for m in metrics for kind in ("measured", "paper", "Δ")]
     body = []
     for record in comparison:
         cells = [record["table"], record["label"], record["dataset"], record["arch"], f"{record['fraction']:g}",
-                 *_attack_cells(record), str(record["n"])]
+                 *_attack_cells(record), str(record["n"]), record["protocol"] or "—"]
         for metric in metrics:
             if f"{metric}_published" not in record:
                 cells += ["—"] * 3
@@ -97,8 +111,13 @@ def paper_comparison_markdown(recipe: str, comparison: list[dict]) -> str:
              "authors' evaluation script, i.e. the `code` preset (B = 0.1 in normalised units ≈ 0.0229 in [0, 1] "
              "pixels); rows under another preset do not compare like for like. B in pixels: the L∞ bound on "
              "[0, 1] images (normalised budgets times the largest channel std). Table 7's \"Renofeation\" is "
-             "DELTA-R + DO + SWA (`delta_r+DO+SWA`). Feature loss: the sum over the distilled layers of the MSE "
-             "between the model's and the pretrained model's features on the training images, in eval mode "
-             "(`feature_distance`, the authors' scale).", ""]
+             "DELTA-R + DO + SWA (`delta_r+DO+SWA`). Feature loss (Table 7, ResNet-18, `feature_distance`): the "
+             "MSE between the model's and the pretrained model's features, sum over 4 stages (the paper's text: "
+             "averaged), as the authors' code measures it: both in eval mode, on the training images with the "
+             "training augmentation (a fixed draw). "
+             "Protocol: \"fixed published settings, no selection\" = the "
+             "authors' own values, trained on the full official training split; \"chosen on val, refit on train + "
+             "val\" = the grid's configuration with the best validation accuracy, re-trained on the full training "
+             "split with the same seeds (`--refit`), at the refit model's test numbers.", ""]
     table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + table + ["| " + " | ".join(row) + " |" for row in body]) + "\n"

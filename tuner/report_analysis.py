@@ -8,7 +8,7 @@ are the test split's. Runs with val_fraction = 0 can only be selected on test, a
 import math
 import statistics
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tuner.chance_level import ChanceLevel, chance_level
@@ -28,7 +28,8 @@ RATE_SUCCESSES = {"asr": "fooled", "noise_asr": "noise_fooled"}
 
 DISTANCES = {  # column -> axis label
     "weight_distance": "weight distance ‖θ − θ₀‖₂ (backbone)",
-    "feature_distance": "feature distance Σ_layers MSE to the pretrained model",
+    "feature_distance": "feature distance: MSE to the pretrained model, sum over the distilled stages "
+                        "(4 on ResNets; the paper's text: averaged)",
 }
 
 AGGREGATED = tuple(f"{split}_{metric}" for split in SPLITS for metric in SPLIT_METRICS) + tuple(DISTANCES)
@@ -39,7 +40,9 @@ RESULT_PREFIXES = ("val_", "test_", "attack_")
 PREFIXED_CONFIG_KEYS = frozenset({"val_fraction"})  # config keys that merely look like results
 
 RESULT_COLUMNS = frozenset({"run", "trial_id", "selection_split", "stopped_early", "weights_digest",
-                            "checkpoint_path", "evaluated_at", *DISTANCES})
+                            "checkpoint_path", "evaluated_at", "refit", *DISTANCES})
+# The one config value a refit model's differs in from the trial it re-trains: 0, train + validation images.
+REFIT_CHANGED_COLUMN = "val_fraction"
 # Config values that say where or how fast a trial ran, not what it learnt: never a "key hyper-parameter".
 BOOKKEEPING_COLUMNS = frozenset({"data_root", "cache_dir", "num_workers", "eval_every", "checkpoint_every", "weights"})
 
@@ -57,7 +60,23 @@ class ConfigResult:
     selection_split: str  # "val", or "test" when the sweep had no validation split
     stats: dict[str, Statistic]
     intervals: dict[str, RateInterval | None]  # "test_asr" ... -> confidence interval from the seeds' pooled counts
-    rows: list[dict]  # one per seed
+    rows: list[dict]  # one per seed: the checkpoints whose test numbers are shown (the refit models, if refit)
+    selection_rows: list[dict] | None = None  # with a refit: the searched trials' rows selection compared
+    fixed: bool = False  # a recipe part with the authors' published settings: nothing was selected
+
+    @property
+    def refit(self) -> bool:
+        """Whether the test numbers are those of models re-trained on training + validation images (--refit)."""
+        return self.selection_rows is not None
+
+    @property
+    def selection(self) -> str:
+        """How this configuration came to be reported, in words."""
+        if self.fixed:
+            return "fixed published settings, no selection"
+        if self.refit:
+            return "selected on val, test numbers of the refit model (re-trained on train + val)"
+        return f"selected on {self.selection_split}"
 
     def selected_on(self, metric: str) -> float:
         """The number selection compares: the metric's mean on the selection split."""
@@ -127,8 +146,10 @@ def hyper_parameter_label(row: dict, keys: list[str]) -> str:
     return ", ".join(f"{short_name(k)}={format_value(row.get(k))}" for k in keys)
 
 
-def aggregate(groups: dict[str, list[dict]], columns: list[str], keys: dict[str, list[str]]) -> list[ConfigResult]:
-    """The rows of each group collapsed to one result per configuration (every config value but the seed)."""
+def aggregate(groups: dict[str, list[dict]], columns: list[str], keys: dict[str, list[str]],
+              fixed_runs: frozenset[str] = frozenset()) -> list[ConfigResult]:
+    """The rows of each group collapsed to one result per configuration (every config value but the seed);
+    `fixed_runs` ran the authors' published settings (recipe parts that select nothing)."""
     identity = [c for c in columns if c != "seed"]
     results = []
     for group, rows in groups.items():
@@ -144,9 +165,38 @@ def aggregate(groups: dict[str, list[dict]], columns: list[str], keys: dict[str,
                 stopped=any(bool(row.get("stopped_early")) for row in seeds),
                 selection_split=str(first.get("selection_split") or "test"),
                 stats={column: statistic(row.get(column) for row in seeds) for column in AGGREGATED},
-                intervals=rate_intervals(seeds), rows=seeds,
+                intervals=rate_intervals(seeds), rows=seeds, fixed=first["run"] in fixed_runs,
             ))
     return results
+
+
+def refit_identity(row: dict, columns: list[str]) -> str:
+    """What a refit row shares with the searched trial it re-trains: every config value (the seed too) but
+    val_fraction, and the attack it was scored with."""
+    return repr([row.get(c) for c in columns if c != REFIT_CHANGED_COLUMN] + [attack_label(row)])
+
+
+def with_refit_tests(results: list[ConfigResult], refit_rows: list[dict], columns: list[str]) -> list[ConfigResult]:
+    """Each configuration that was re-trained after selection (--refit) shown at its refit models' test numbers
+    and distances; its validation numbers, which chose it, stay those of the searched trials."""
+    refits: dict[str, list[dict]] = {}
+    for row in refit_rows:
+        refits.setdefault(refit_identity(row, columns), []).append(row)
+    merged = []
+    for result in results:
+        rows = [refit for row in result.rows for refit in refits.get(refit_identity(row, columns), [])]
+        if not rows:
+            merged.append(result)
+            continue
+        tested = {column: statistic(row.get(column) for row in rows) for column in AGGREGATED
+                  if not column.startswith("val_")}
+        merged.append(replace(
+            result, trials=result.trials + [f"{row['run']}/{row['trial_id']}" for row in rows],
+            stats=result.stats | tested,
+            intervals={k: v for k, v in result.intervals.items() if k.startswith("val_")} | {
+                k: v for k, v in rate_intervals(rows).items() if k.startswith("test_")},
+            rows=rows, selection_rows=result.rows))
+    return merged
 
 
 def eligible(results: list[ConfigResult], include_stopped: bool) -> list[ConfigResult]:
@@ -241,7 +291,8 @@ def json_safe(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Analysis:
-    rows: list[dict]
+    rows: list[dict]  # the searched trials' checkpoints
+    refit_rows: list[dict]  # the refit models' (--refit), each also in the rows of the result it re-trains
     results: list[ConfigResult]  # every configuration, early-stopped ones included
     eligible: list[ConfigResult]  # those that stand for their method
     fronts: dict[str, list[ConfigResult]]  # group -> Pareto-optimal configurations, chosen on validation
@@ -258,14 +309,19 @@ class Analysis:
         return below_minimum(result, self.min_accuracy)
 
 
-def analyse(rows: list[dict], include_stopped: bool = False, min_accuracy: float | None = None) -> Analysis:
+def analyse(rows: list[dict], include_stopped: bool = False, min_accuracy: float | None = None,
+            fixed_runs: frozenset[str] = frozenset()) -> Analysis:
+    """`rows`: robustness rows of the searched trials and, with --refit, of the refit models (`refit` true),
+    which only ever supply the test numbers of the configurations they re-train."""
+    refit_rows = [row for row in rows if row.get("refit")]
+    rows = [row for row in rows if not row.get("refit")]
     columns = config_columns(rows)
     keys = key_hyper_parameters(rows, columns)
     groups = grouped(rows)
-    results = aggregate(groups, columns, keys)
+    results = with_refit_tests(aggregate(groups, columns, keys, fixed_runs), refit_rows, columns)
     chosen = eligible(results, include_stopped)
     return Analysis(
-        rows=rows, results=results, eligible=chosen,
+        rows=rows, refit_rows=refit_rows, results=results, eligible=chosen,
         fronts={group: front_of([r for r in chosen if r.group == group], min_accuracy) for group in groups},
         keys=keys, table=best_configurations(chosen), correlations=distance_correlations(chosen),
         swept=swept_parameters(chosen), nan_asr_rows=sum(is_missing(row.get("test_asr")) for row in rows),
@@ -274,20 +330,41 @@ def analyse(rows: list[dict], include_stopped: bool = False, min_accuracy: float
     )
 
 
-def selection_notes(analysis: Analysis) -> list[str]:
-    """What every number of the report was chosen on, and how many seeds stand behind it."""
+def runs_where(results: list[ConfigResult], condition) -> list[str]:
+    return sorted({r.trials[0].split("/")[0] for r in results if condition(r)})
+
+
+def split_notes(analysis: Analysis) -> list[str]:
+    """Which split chose what: validation, test (no validation split), or nothing (fixed published settings);
+    and where the test numbers come from refit models."""
     notes = []
-    on_test = sorted({r.trials[0].split("/")[0] for r in analysis.results if r.selection_split == "test"})
+    fixed = runs_where(analysis.results, lambda r: r.fixed)
+    if fixed:
+        notes.append(f"**Fixed published settings, no selection** in {', '.join(fixed)}: each configuration is the "
+                     "authors' own, trained on the full official training split (val_fraction = 0); the numbers are "
+                     "its test-split numbers.")
+    on_test = runs_where(analysis.results, lambda r: r.selection_split == "test" and not r.fixed)
     if on_test:
         notes.append(f"**Selection used the test split** in {', '.join(on_test)} (val_fraction = 0: no validation "
                      "split): the test numbers of the configurations chosen there are optimistically biased.")
-    if len(on_test) < len({row["run"] for row in analysis.rows}):
+    if len(fixed) + len(on_test) < len({row["run"] for row in analysis.rows}):
         fractions = sorted({format_value(r.config.get("val_fraction")) for r in analysis.results
                             if r.selection_split == "val"})
         notes.append(f"Selection: the Pareto set and each method's best configuration are chosen by validation "
                      f"means (a stratified split of the training images, val_fraction = {', '.join(fractions)}); "
                      "every number shown for them is a test-split mean. Validation numbers appear only to show the "
                      "val → test gap.")
+    refit = [r for r in analysis.results if r.refit]
+    if refit:
+        notes.append(f"Refit (--refit): the {len(refit)} configuration(s) chosen on validation were re-trained on the "
+                     "full training split (training + validation images) with the same seeds; their test numbers, "
+                     "in the tables, fronts and figures, are those of the refit models (marked \"refit\").")
+    return notes
+
+
+def selection_notes(analysis: Analysis) -> list[str]:
+    """What every number of the report was chosen on, and how many seeds stand behind it."""
+    notes = split_notes(analysis)
     seeds = sorted({len(r.seeds) for r in analysis.results})
     if seeds == [1]:
         notes.append("Single seed: one run per configuration (n = 1), so no spread is shown; differences of a few "
@@ -333,6 +410,7 @@ def result_record(result: ConfigResult, keys: list[str]) -> dict:
         "group": result.group, "method": result.method, "label": result.label,
         "hyper_parameters": {k: result.config.get(k) for k in keys}, "trials": result.trials,
         "seeds": result.seeds, "stopped_early": result.stopped, "selection_split": result.selection_split,
+        "selection": result.selection, "test_from_refit": result.refit,
         **{split: split_record(result, split) for split in SPLITS},
         "gap": {metric: result.gap(metric) for metric in ("clean_acc", "asr")},
     }
@@ -371,7 +449,8 @@ def summary_record(analysis: Analysis, trials: list[dict], sweeps: dict[str, Any
     attack_columns = [c for c in dict.fromkeys(k for row in rows for k in row) if c.startswith("attack_")]
     return json_safe({
         "runs": sorted({row["run"] for row in rows}),
-        "evaluated_checkpoints": len(rows),
+        "evaluated_checkpoints": len(rows) + len(analysis.refit_rows),
+        "refit_checkpoints": len(analysis.refit_rows),
         "configurations": len(analysis.results),
         "nan_asr_rows": analysis.nan_asr_rows,
         "selection": selection_notes(analysis),

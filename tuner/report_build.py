@@ -9,8 +9,8 @@ from typing import Any
 from trainables.errors import UserError
 from tuner.cli import check_min_accuracy
 from tuner.paper_comparison import PAPER_COMPARISON, paper_comparison, paper_comparison_markdown
-from tuner.recipes import get_recipe
-from tuner.report_analysis import analyse, json_safe, summary_record
+from tuner.recipes import FIXED_PROTOCOL, get_recipe
+from tuner.report_analysis import Analysis, analyse, json_safe, summary_record
 from tuner.report_figures import draw_figures
 from tuner.report_html import write_html
 from tuner.report_render import summary_markdown
@@ -44,17 +44,27 @@ def load_inputs(run_dirs: list[str]) -> RunInputs:
     return RunInputs(rows, trials, sweeps)
 
 
+def compared_rows(analysis: Analysis) -> list[dict]:
+    """The rows set beside the published numbers: where a run refit its choices, each method's configuration chosen
+    on validation at its refit models (the paper reports the tuned configuration, not every point of its grid);
+    elsewhere every configuration (the authors' fixed settings)."""
+    refit_runs = {row["run"] for row in analysis.refit_rows}
+    chosen = [row for cells in analysis.table.values() for r in cells.values() if r.refit for row in r.rows]
+    return chosen + [row for r in analysis.eligible if r.rows[0]["run"] not in refit_runs for row in r.rows]
+
+
 def write_report(inputs: RunInputs, out: Path, recipe: str | None, include_stopped: bool,
                  min_accuracy: float | None = None) -> dict:
     """Figures, index.html, summary.json, summary.md (and paper_comparison.md for a recipe with published
     numbers) into the local folder `out`; returns the summary record."""
-    analysis = analyse(inputs.rows, include_stopped, min_accuracy)
+    fixed_runs = frozenset(name for name, record in inputs.sweeps.items()
+                           if isinstance(record, dict) and record.get("protocol") == FIXED_PROTOCOL)
+    analysis = analyse(inputs.rows, include_stopped, min_accuracy, fixed_runs)
     summary = summary_record(analysis, inputs.trials, inputs.sweeps, draw_figures(analysis, out),
                              write_html(analysis, out))
     tables = get_recipe(recipe).tables if recipe else ()
     if tables:
-        summary["paper_comparison"] = json_safe(paper_comparison([row for r in analysis.eligible for row in r.rows],
-                                                                 tables))
+        summary["paper_comparison"] = json_safe(paper_comparison(compared_rows(analysis), tables))
         (out / PAPER_COMPARISON).write_text(paper_comparison_markdown(recipe, summary["paper_comparison"]))
     write_json(summary, str(out / SUMMARY_JSON))
     (out / SUMMARY_MARKDOWN).write_text(summary_markdown(summary))

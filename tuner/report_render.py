@@ -120,14 +120,21 @@ def _results_table_markdown(table: dict) -> list[str]:
                 cells[group]["test"][metric], format_interval(cells[group]["test"].get(f"{metric}_ci")),
                 best.get((group, metric)) == cells[group]["test"][metric]["mean"]) for group in groups]
             body.append([label if metric == "clean_acc" else "", name] + texts)
-    configurations = [f"- {label} · {group}: {r['label'] or 'one configuration'} (n = {len(r['seeds'])}; selected "
-                      f"on {r['selection_split']}: clean {r[r['selection_split']]['clean_acc']['mean']:.2f}%)"
-                      for label, cells in table["rows"].items() for group, r in cells.items()]
+    configurations = [f"- {label} · {group}: {r['label'] or 'one configuration'} (n = {len(r['seeds'])}; "
+                      f"{_how_chosen(r)})" for label, cells in table["rows"].items() for group, r in cells.items()]
     return (["## Results by method (Table 2/4 style)", "", "Each cell: the test numbers of the method's configuration "
              "with the best mean validation accuracy (the paper tunes on clean accuracy), and n, its seeds. Bold: the "
              "best value per column (highest clean accuracy, lowest ASR). " + CI_NOTE, ""]
             + markdown_table(["method", "metric"] + groups, body)
             + ["", "Configuration behind each cell:", ""] + configurations)
+
+
+def _how_chosen(entry: dict) -> str:
+    """A configuration's provenance: what chose it, at which number, and whose test numbers are shown."""
+    if entry["selection_split"] == "test":
+        return entry["selection"]
+    chosen = f"selected on val: clean {entry['val']['clean_acc']['mean']:.2f}%"
+    return chosen + ("; test numbers of the refit model, re-trained on train + val" if entry["test_from_refit"] else "")
 
 
 def _coefficient(value: float | None) -> str:
@@ -183,8 +190,9 @@ def front_digest(summary: dict) -> list[str]:
     for group, front in summary["pareto"].items():
         for entry in front:
             val, test = entry["val"], entry["test"]
-            seen = ("selected on test" if entry["selection_split"] == "test" else
+            seen = (entry["selection"] if entry["selection_split"] == "test" else
                     f"val clean {_mean_text(val['clean_acc'])} ASR {_mean_text(val['asr'])}")
+            seen += " (refit)" if entry["test_from_refit"] else ""
             lines.append(f"  {group:<8} {entry['method']:<12} {entry['label'] or '—':<22} {seen} -> test clean "
                          f"{_mean_text(test['clean_acc'])} ASR {_mean_text(test['asr'])} (n = {len(entry['seeds'])})")
     return lines

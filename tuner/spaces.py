@@ -24,7 +24,7 @@ def sampled_domain(domain: dict[str, Any]):
 def param_space(space: SearchSpace, search: str, defaults: dict[str, Any], method: str | None,
                 overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """`defaults` < the space's fixed values < the user's explicit `overrides`, plus one Tune domain per
-    swept parameter."""
+    swept parameter; a parameter the user set explicitly is pinned to that value, not swept."""
     if search not in SEARCHES:
         raise UserError(f"unknown --search {search!r}; choose one of {', '.join(SEARCHES)}")
     parameters = dict(space.parameters)
@@ -40,6 +40,7 @@ def param_space(space: SearchSpace, search: str, defaults: dict[str, Any], metho
     if unknown_fixed:
         raise UserError(f"space {space.name!r}: fixed key {unknown_fixed[0]!r} is not a trial config key")
     values = {**defaults, **space.fixed, **(overrides or {})}
+    parameters = {name: domain for name, domain in parameters.items() if name not in (overrides or {})}
     if method is not None:
         if space.methods and method not in space.methods:
             raise UserError(f"--method {method!r} is not for space {space.name!r}; choose one of {', '.join(space.methods)}")

@@ -61,6 +61,10 @@ def command_parser() -> OneLineErrorParser:
                        help="the report leaves configurations below this mean validation accuracy (%%) off its "
                             "Pareto fronts, marked")
     final.add_argument("--no-attack", action="store_true", help="skip the final attack stage and the report")
+    final.add_argument("--refit", action="store_true",
+                       help="after the final stage, re-train each method's best configuration and the Pareto set "
+                            "(chosen on validation) on training + validation images with the same seeds, and report "
+                            "their test numbers (GridSearchCV(refit=True)); recipes refit the parts they tune")
     _add_inspection_arguments(parser.add_argument_group("look before running"))
     return parser
 
@@ -100,6 +104,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.resume and not args.name:
         raise UserError("--resume needs --name: the sweep to continue")
     check_min_accuracy(args.min_accuracy)
+    if args.refit and args.no_attack:
+        raise UserError("--refit chooses on the final stage's validation numbers: it cannot run with --no-attack")
     if args.resume and args.overwrite:
         raise UserError("--resume continues a run and --overwrite replaces it: give one of them")
 

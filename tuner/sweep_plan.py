@@ -15,9 +15,10 @@ from trainables.data.names import EMBEDDED_DATASETS
 from trainables.data.registry import check_images_decode, dataset_summary
 from trainables.errors import UserError
 from tuner.cli import parse_assignments
-from tuner.recipes import get_recipe
+from tuner.recipes import REFIT_PROTOCOL, RecipePart, get_recipe
 from tuner.spaces import param_space
 
+SEARCH_PROTOCOL = "search"  # a sweep whose trials are selected among as they are (no refit)
 # Configs a plan resolves and checks at most (about 0.1 ms each): a grid that large is more trials than any sweep
 # runs, and a sampled search's space that large wants fewer choices.
 MAX_CHECKED_CONFIGS = 100_000
@@ -122,9 +123,11 @@ class Plan:
     expected_trials: int
     longest: int
     split: str  # the selection split: "val", or "test" when val_fraction = 0
+    refit: bool = False  # the configurations chosen on validation are re-trained on train + validation
+    protocol: str = SEARCH_PROTOCOL  # what sweep.json records: a search, a refit search, fixed recipe settings
 
 
-def plan(args: argparse.Namespace, space: SearchSpace, name: str) -> Plan:
+def plan(args: argparse.Namespace, space: SearchSpace, name: str, part: RecipePart | None = None) -> Plan:
     """User mistakes in the space, the flags or the data surface here, as one line, before any work."""
     values = param_space(space, args.search, config_defaults(args), args.method, config_overrides(args))
     configs = [resolve_config(config) for config in trial_configs(values)]
@@ -138,23 +141,29 @@ def plan(args: argparse.Namespace, space: SearchSpace, name: str) -> Plan:
     if trials > MAX_CHECKED_CONFIGS:  # Tune keeps every trial in its experiment state; so does the dry run's plan
         raise UserError(f"{trials} trials: a sweep runs at most {MAX_CHECKED_CONFIGS}; lower --num-samples or the "
                         f"grid")
-    return Plan(space, name, values, configs, trials, longest, selection_split(configs))
+    split = selection_split(configs)
+    refit = part.refit if part is not None else args.refit
+    if refit and split != "val":
+        raise UserError("--refit re-trains the configurations chosen on the validation split, and this sweep has "
+                        "none (val_fraction = 0): drop --refit or give val_fraction > 0")
+    protocol = part.protocol if part is not None else (REFIT_PROTOCOL if refit else SEARCH_PROTOCOL)
+    return Plan(space, name, values, configs, trials, longest, split, refit, protocol)
 
 
-def sweep_parts(args: argparse.Namespace) -> list[tuple[SearchSpace, str]]:
-    """(space, run name) per sweep to run: the space, or each part of the recipe."""
+def sweep_parts(args: argparse.Namespace) -> list[tuple[SearchSpace, str, RecipePart | None]]:
+    """(space, run name, recipe part) per sweep to run: the space, or each part of the recipe."""
     if args.recipe:
         recipe = get_recipe(args.recipe)
         name = args.name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         # A recipe's parts are sweeps of their own; running the recipe again continues the unfinished ones.
-        return [(part, f"{name}-{part.name}") for part in recipe.parts]
+        return [(part.space, f"{name}-{part.name}", part) for part in recipe.parts]
     try:
         space = get_space(args.space)
     except SpaceError as error:
         raise UserError(str(error)) from None
-    return [(space, args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")]
+    return [(space, args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}", None)]
 
 
 def plans_for(args: argparse.Namespace) -> list[Plan]:
     """The plan of every sweep to run (one per recipe part): what --dry-run prints and the sweep runs."""
-    return [plan(args, space, name) for space, name in sweep_parts(args)]
+    return [plan(args, space, name, part) for space, name, part in sweep_parts(args)]

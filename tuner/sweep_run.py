@@ -33,12 +33,13 @@ from tuner.mo_asha import MultiObjectiveASHA
 from tuner.progress import LiveStatus
 from tuner.ray_output import ray_output_to
 from tuner.recipes import RECIPE_ATTACK_PRESET
+from tuner.refit import chosen_configurations, refit_tuner
 from tuner.report_build import build_report
 from tuner.report_render import front_digest
 from tuner.run_lock import LOCK_FILES, sweep_locks
-from tuner.run_dir import (RAY_LOG, ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, StorageError, human_size, is_uri,
-                           join, location, package_versions, read_json, remove, run_name, size_in_bytes,
-                           storage_failure, storage_problem, write_json, write_rows)
+from tuner.run_dir import (RAY_LOG, REFIT_EXPERIMENT, ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, StorageError,
+                           human_size, is_uri, join, location, package_versions, read_json, read_rows, remove,
+                           run_name, size_in_bytes, storage_failure, storage_problem, write_json, write_rows)
 from tuner.sweep_plan import Plan, plans_for, selects_on_asr
 from tuner.trials_table import trial_rows, unfinished
 
@@ -230,10 +231,15 @@ def collect_trials(args: argparse.Namespace, planned: Plan, storage: str) -> str
     print(f"trials table: {join(run_dir, TRIALS_TABLE)}")
     waiting = len(unfinished(analysis)) + max(0, planned.expected_trials - len(analysis.trials))
     if waiting:
-        again = f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {planned.name}"
         raise SweepInterrupted(f"interrupted with {waiting} of {planned.expected_trials} trials unfinished; "
-                               f"continue with: python -m tuner.sweep {again} --storage {storage}")
+                               f"continue with: python -m tuner.sweep {continue_flags(args, planned)} --storage "
+                               f"{storage}")
     return run_dir
+
+
+def continue_flags(args: argparse.Namespace, planned: Plan) -> str:
+    """The flags that continue an interrupted sweep (a recipe continues its unfinished parts by name)."""
+    return f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {planned.name}"
 
 
 def run_trials(args: argparse.Namespace, planned: Plan, storage: str, extra: dict,
@@ -265,9 +271,9 @@ def check_storage(error: BaseException, args: argparse.Namespace, planned: Plan,
     read-only): what is written stays readable (every file is replaced atomically) and --resume continues."""
     failure = storage_failure(error)
     if failure is not None:
-        again = f"--recipe {args.recipe} --name {args.name}" if args.recipe else f"--resume --name {planned.name}"
         raise StorageError(f"storage {join(storage, planned.name)}: {storage_problem(failure)}; free space or make it "
-                           f"writable, then continue with: python -m tuner.sweep {again} --storage {storage}")
+                           f"writable, then continue with: python -m tuner.sweep {continue_flags(args, planned)} "
+                           f"--storage {storage}")
 
 
 def ray_log_file(args: argparse.Namespace, storage: str, name: str) -> Path | None:
@@ -291,11 +297,38 @@ def start_ray(args: argparse.Namespace, ray_log: Path | None) -> None:
                      configure_logging=False, log_to_driver=False)
 
 
-def attack_and_report(args: argparse.Namespace, run_dirs: list[str]) -> tuple[str, dict]:
-    for run_dir in run_dirs:
-        run_attack_stage(run_dir, args.select, args.top_k, final_stage_preset(args),
-                         include_stopped=args.include_stopped, **attack_overrides(args))
-        print(f"robustness table: {join(run_dir, ROBUSTNESS_TABLE)}")
+def final_stage(args: argparse.Namespace, run_dir: str) -> None:
+    run_attack_stage(run_dir, args.select, args.top_k, final_stage_preset(args),
+                     include_stopped=args.include_stopped, **attack_overrides(args))
+    print(f"robustness table: {join(run_dir, ROBUSTNESS_TABLE)}")
+
+
+def refit_chosen(args: argparse.Namespace, planned: Plan, run_dir: str, ray_log: Path | None) -> None:
+    """--refit: the configurations chosen on validation re-trained on train + validation (`tuner.refit`), then
+    scored by the final stage beside the searched trials."""
+    chosen = chosen_configurations(read_rows(join(run_dir, ROBUSTNESS_TABLE)), args.include_stopped,
+                                   args.min_accuracy)
+    tuner = refit_tuner(run_dir, chosen, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
+                        args.max_concurrent, args.verbose)
+    print(f"refit {planned.name}: {len(chosen)} configurations chosen on validation, re-trained on training + "
+          f"validation images with the same seeds; results in {join(run_dir, REFIT_EXPERIMENT)}", flush=True)
+    with ray_output_to(ray_log):
+        results = tuner.fit()
+    for error in results.errors:
+        check_storage(error, args, planned, location(args.storage))
+    waiting = len(unfinished(ExperimentAnalysis(join(run_dir, REFIT_EXPERIMENT))))
+    if waiting:
+        raise SweepInterrupted(f"interrupted with {waiting} refit trials unfinished; continue with: python -m "
+                               f"tuner.sweep {continue_flags(args, planned)} --storage {location(args.storage)}")
+    final_stage(args, run_dir)
+
+
+def attack_and_report(args: argparse.Namespace, plans: list[Plan], run_dirs: list[str],
+                      ray_log: Path | None) -> tuple[str, dict]:
+    for planned, run_dir in zip(plans, run_dirs, strict=True):
+        final_stage(args, run_dir)
+        if planned.refit:
+            refit_chosen(args, planned, run_dir, ray_log)
     report, summary = build_report(run_dirs, recipe=args.recipe, include_stopped=args.include_stopped,
                                    min_accuracy=args.min_accuracy)
     print("\n".join(front_digest(summary)))
@@ -330,12 +363,12 @@ def _locked_sweep(args: argparse.Namespace, plans: list[Plan], storage: str) -> 
         part_args = args
         if args.recipe and read_json(join(join(storage, planned.name), SWEEP_RECORD)) is not None:
             part_args = argparse.Namespace(**{**vars(args), "resume": True})
-        run_dir, results = run_trials(part_args, planned, storage, {"recipe": args.recipe} if args.recipe else {},
-                                      ray_log)
+        extra = {"protocol": planned.protocol} | ({"recipe": args.recipe} if args.recipe else {})
+        run_dir, results = run_trials(part_args, planned, storage, extra, ray_log)
         outcome.run_dirs.append(run_dir)
         outcome.result_grids.append(results)
     if not args.no_attack:
-        outcome.report, outcome.summary = attack_and_report(args, outcome.run_dirs)
+        outcome.report, outcome.summary = attack_and_report(args, plans, outcome.run_dirs, ray_log)
     for run_dir in outcome.run_dirs:
         print(f"run directory {run_dir}: {human_size(size_in_bytes(run_dir))}")
     return outcome
