@@ -162,6 +162,8 @@ def any_flag_value(dest: str, scratch: Path) -> st.SearchStrategy[str]:
     action = FLAGS[dest]
     if action.choices:
         return st.sampled_from(action.choices) | ARGV_TEXT
+    if dest == "gpus_per_trial":  # a number or auto
+        return NUMBER_TEXT | ARGV_TEXT | st.sampled_from(["auto", "AUTO", "auto "])
     if action.type in (int, float):
         return NUMBER_TEXT | ARGV_TEXT
     if dest == "set":
@@ -183,6 +185,8 @@ def plausible_flag_value(dest: str, scratch: Path) -> st.SearchStrategy[str]:
     action = FLAGS[dest]
     if action.choices:
         return st.sampled_from(action.choices)
+    if dest == "gpus_per_trial":
+        return st.sampled_from(["1", "0.5", "0.25", "auto"])
     if action.type in (int, float):
         return st.sampled_from(["1", "2", "3"] + (["0.5", "0.25"] if action.type is float else []))
     if dest in ("space", "show_space"):

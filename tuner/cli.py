@@ -16,6 +16,7 @@ SEARCHES = ("grid", "random", "optuna", "optuna-mo")
 SCHEDULERS = ("fifo", "asha", "mo-asha")
 # The final stage's choices of which checkpoints to attack, by their selection-split numbers.
 SELECTIONS = ("clean", "pareto", "all")
+GPUS_AUTO = "auto"  # --gpus-per-trial auto (tuner.gpu_packing)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -87,11 +88,30 @@ def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
                         help="any trial config value, for every trial (e.g. --set batch_size=32)")
 
 
-def add_resource_arguments(parser: argparse.ArgumentParser) -> None:
-    """Where trials run and what each gets: the same flags for one trial (tuner.train) and for a sweep."""
+def gpus_per_trial_type(auto: bool) -> Callable[[str], float | str]:
+    """--gpus-per-trial's values: a number, or `auto` where packing trials onto GPUs is decided (a sweep)."""
+    def gpus_per_trial(text: str) -> float | str:
+        if text == GPUS_AUTO:
+            if auto:
+                return GPUS_AUTO
+            raise argparse.ArgumentTypeError("auto chooses how many of a sweep's trials share a GPU; one trial "
+                                             "takes a number (1: a whole GPU)")
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto" if auto else
+                                             f"invalid float value: {text!r}") from None
+    return gpus_per_trial
+
+
+def add_resource_arguments(parser: argparse.ArgumentParser, auto_gpus: bool = False) -> None:
+    """Where trials run and what each gets: the same flags for one trial (tuner.train) and for a sweep
+    (`auto_gpus`: --gpus-per-trial auto, measured before the trials start)."""
     parser.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (its torch threads)")
-    parser.add_argument("--gpus-per-trial", type=float, default=0,
-                        help="GPUs per trial; fractions like 0.25 pack trials onto one GPU")
+    auto_help = ("; auto measures one trial alone on this machine's GPU before the trials start and packs as "
+                 "many per GPU (1, 2, 4 or 8) as its idle time and memory allow") if auto_gpus else ""
+    parser.add_argument("--gpus-per-trial", type=gpus_per_trial_type(auto_gpus), default=0, metavar="GPUS",
+                        help="GPUs per trial; fractions like 0.25 pack trials onto one GPU" + auto_help)
     parser.add_argument("--address", help="an existing Ray cluster ('auto' or host:port); default: start one here")
 
 

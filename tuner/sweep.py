@@ -1,7 +1,7 @@
 """The sweep: a named search space over transfer methods and hyper-parameters, on a laptop or a cluster.
 
     python -m tuner.sweep --space lambda_feat [--search grid|random|optuna|optuna-mo] [--scheduler fifo|asha|mo-asha]
-        [--gpus-per-trial 0.25] [--address auto] [--storage s3://bucket/runs] [--resume] [--dry-run] ...
+        [--gpus-per-trial 0.25|auto] [--address auto] [--storage s3://bucket/runs] [--resume] [--dry-run] ...
 
 Ray Tune runs the trials (OptunaSearch with TPE, multi-objective for optuna-mo; grid/random through Tune's
 basic variant generator; ASHA on validation accuracy, MO-ASHA on validation accuracy and ASR), then the final
@@ -21,8 +21,8 @@ from pathlib import Path
 from search_spaces import SPACES, SpaceError, get_space
 from trainables.errors import UserError
 from trainables.methods import METHODS
-from tuner.cli import (SCHEDULERS, SEARCHES, OneLineErrorParser, add_attack_arguments, add_resource_arguments,
-                       add_trial_arguments, check_min_accuracy, run_cli)
+from tuner.cli import (GPUS_AUTO, SCHEDULERS, SEARCHES, OneLineErrorParser, add_attack_arguments,
+                       add_resource_arguments, add_trial_arguments, check_min_accuracy, run_cli)
 from tuner.recipes import RECIPES
 
 # Numeric flags whose given values must be > 0, and those that must be >= 0.
@@ -50,7 +50,7 @@ def command_parser() -> OneLineErrorParser:
                      help="early stopping: none (fifo), ASHA on validation accuracy, or MO-ASHA on "
                           "validation accuracy and ASR (mo-asha)")
     where = parser.add_argument_group("where it runs")
-    add_resource_arguments(where)
+    add_resource_arguments(where, auto_gpus=True)
     where.add_argument("--max-concurrent", type=int, help="at most this many trials at once")
     where.add_argument("--num-cpus", type=int, help="CPUs of the local Ray started here (default: all)")
     where.add_argument("--num-gpus", type=float, help="GPUs of the local Ray started here (default: detected)")
@@ -96,8 +96,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def check_args(args: argparse.Namespace) -> None:
     """Flag values no parser type can check, each as one line."""
     for flag in POSITIVE_FLAGS + NON_NEGATIVE_FLAGS:
-        check_number(flag, getattr(args, flag), positive=flag in POSITIVE_FLAGS)
-    if args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial):
+        if getattr(args, flag) != GPUS_AUTO:  # resolved to a number later, by measuring (tuner.dry_run)
+            check_number(flag, getattr(args, flag), positive=flag in POSITIVE_FLAGS)
+    gpus = args.gpus_per_trial
+    if gpus != GPUS_AUTO and gpus > 1 and gpus != int(gpus):
         raise UserError(f"--gpus-per-trial {args.gpus_per_trial}: above 1 it must be a whole number")
     if not 0 <= args.seed < 2**32:  # Optuna's sampler takes no other seed
         raise UserError(f"--seed {args.seed} must be in [0, 2**32)")

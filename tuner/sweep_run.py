@@ -26,9 +26,9 @@ from trainables.threads import use_threads
 from trainables.trainable import transfer_trainable
 from trainables.trial import pretrained_for
 from tuner.attack_stage import default_attack_preset, run_attack_stage, stopped_early
-from tuner.cli import SCHEDULERS
+from tuner.cli import GPUS_AUTO, SCHEDULERS
 from tuner.cluster_address import check_reachable
-from tuner.dry_run import plan_summary
+from tuner.dry_run import plan_summary, resolve_auto_gpus
 from tuner.mo_asha import MultiObjectiveASHA
 from tuner.progress import LiveStatus
 from tuner.ray_output import ray_output_to
@@ -349,6 +349,9 @@ def run_sweep_args(args: argparse.Namespace) -> SweepOutcome:
         return SweepOutcome()
     if args.address and not ray.is_initialized():
         check_reachable(args.address)  # before the run directory is touched
+    if args.gpus_per_trial == GPUS_AUTO:  # measured alone before Ray starts trials; sweep.json records the number
+        args = resolve_auto_gpus(args, plans)
+        use_threads(None if args.address else args.num_cpus)  # measuring set the trial's threads
     with sweep_locks([join(storage, planned.name) for planned in plans]):
         return _locked_sweep(args, plans, storage)
 
