@@ -27,8 +27,9 @@ TINY = ["--dataset", "digits", "--set", "arch=resnet18_w8", "--set", "source_ima
         "--set", "fraction=0.1", "--set", "batch_size=16"]
 
 
-def sweep(storage: Path, name: str, *flags: str, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "tuner.sweep", "--storage", str(storage), "--name", name, *TINY, *flags]
+def sweep(storage: Path, name: str, *flags: str, check: bool = True,
+          base: list[str] = TINY) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "tuner.sweep", "--storage", str(storage), "--name", name, *base, *flags]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if check:
         assert result.returncode == 0, result.stderr[-3000:]
@@ -117,8 +118,11 @@ def test_optuna_mo_gives_each_backbone_its_own_adversarial_set(tmp_path):
     space = tmp_path / "two_backbones.yaml"
     space.write_text("methods: [delta]\nparameters:\n  arch: {choice: [resnet18_w8, resnet18_w4]}\n"
                      "  lambda_feat: {loguniform: [0.01, 10]}\n")
+    # no --set arch: an explicit value pins a parameter the space samples
+    arch_at = TINY.index("arch=resnet18_w8")
+    without_arch = TINY[:arch_at - 1] + TINY[arch_at + 1:]
     sweep(tmp_path, "archs", "--space", str(space), "--search", "optuna-mo", "--num-samples", "4", "--iters", "6",
-          "--select", "all")
+          "--select", "all", base=without_arch)
     reported = {row["trial_id"]: row for row in trials(tmp_path, "archs")}
     assert {row["arch"] for row in reported.values()} == {"resnet18_w8", "resnet18_w4"}
     scored = pq.read_table(tmp_path / "archs" / "robustness.parquet").to_pylist()
