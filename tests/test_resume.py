@@ -69,3 +69,11 @@ def test_reporting_asr_does_not_change_what_the_trial_trains():
     assert all("val_asr" in report for report in asr_reports)
     assert [{k: v for k, v in report.items() if k != "val_asr"} for report in asr_reports] == plain_reports
     assert all(torch.equal(plain.student.state_dict()[k], v) for k, v in with_asr.student.state_dict().items())
+
+
+def test_a_report_carries_a_checkpoint_once_a_checkpoint_interval_has_passed():
+    # An --iters budget scales eval_every and checkpoint_every and rounds each: 3 need not divide 4.
+    config = resolve_config(tiny_config("delta", iters=12, eval_every=3, checkpoint_every=4))
+    run = prepare_run(config)
+    due = [report["iteration"] for report in run.reports() if run.checkpoint_due]
+    assert due == [6, 9, 12]  # past 4, past 8, and the end (not only at 12, their first common multiple)

@@ -85,6 +85,7 @@ class TransferRun:
             nb_iter=config.adv_steps, eps_iter=config.adv_step, rand_init=True, clip_min=0.0, clip_max=1.0,
         ) if self.spec.adversarial else None
         self.iteration = 0
+        self._previous_report = 0
         self._window = self._empty_window()
         self._bn_updated_at = -1
         # The selection split's images attacked on theta0, in split order: reports then add `<split>_asr`.
@@ -97,7 +98,10 @@ class TransferRun:
     @property
     def checkpoint_due(self) -> bool:
         """Whether the report just made should carry a checkpoint."""
-        return (self.iteration % self.config.checkpoint_every == 0
+        # A boundary crossed since the last report, not only hit: eval_every need not divide checkpoint_every
+        # (an --iters budget scales both and rounds each).
+        every = self.config.checkpoint_every
+        return (self.iteration // every > self._previous_report // every
                 or self.iteration in (self.config.iters, self.total_iters))
 
     @property
@@ -120,6 +124,7 @@ class TransferRun:
             with self.precision.autocast():  # cached teacher features in the dtype the live teacher gives
                 self.regularizer.before_training()
         batches = self._training_batches()
+        self._previous_report = self.iteration
         while self.iteration < self.total_iters:
             images, labels = next(batches)
             self.step(images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True))
@@ -127,6 +132,7 @@ class TransferRun:
                 after_step()
             if self.iteration % self.config.eval_every == 0 or self.iteration in (self.config.iters, self.total_iters):
                 yield self.report()
+                self._previous_report = self.iteration
 
     def _training_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(images, labels) of the iterations left; image files are decoded and augmented on the GPU when
