@@ -136,9 +136,21 @@ def test_optuna_mo_gives_each_backbone_its_own_adversarial_set(tmp_path):
 def test_optuna_mo_refuses_a_pretrained_model_sampled_from_a_range(tmp_path):
     space = tmp_path / "ranged.yaml"
     space.write_text("methods: [delta]\nparameters:\n  source_images: {randint: [300, 500]}\n")
-    result = sweep(tmp_path, "ranged", "--space", str(space), "--search", "optuna-mo", check=False)
+    # no --set source_images: an explicit value would pin it (tested below)
+    at = TINY.index("source_images=400")
+    without_source_images = TINY[:at - 1] + TINY[at + 1:]
+    result = sweep(tmp_path, "ranged", "--space", str(space), "--search", "optuna-mo", check=False,
+                   base=without_source_images)
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "source_images" in result.stderr and not (tmp_path / "ranged").exists()
+
+
+def test_optuna_on_a_space_the_user_pinned_whole_is_one_line(tmp_path):
+    space = tmp_path / "pinned.yaml"
+    space.write_text("methods: [delta]\nparameters:\n  source_images: {randint: [300, 500]}\n")
+    result = sweep(tmp_path, "pinned", "--space", str(space), "--search", "optuna", "--dry-run", check=False)
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+    assert "nothing to sample" in result.stderr and not (tmp_path / "pinned").exists()
 
 
 def test_asha_compares_trials_on_validation_accuracy():

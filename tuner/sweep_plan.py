@@ -112,6 +112,13 @@ def check_one_set_per_trial(values: dict, flag: str) -> None:
                             f"own adversarial set; give {key} as a grid or a choice")
 
 
+def check_searcher_has_a_choice(values: dict, search: str) -> None:
+    """Optuna needs at least one parameter to sample; a space the user's --set pinned whole has none."""
+    if search.startswith("optuna") and not any(isinstance(v, (Categorical, Float, Integer)) for v in values.values()):
+        raise UserError(f"--search {search}: every parameter of this space is fixed (by the space or by --set), so "
+                        f"there is nothing to sample; use --search grid, or leave a swept parameter unset")
+
+
 @dataclass(frozen=True)
 class Plan:
     """One sweep, validated before Ray starts: its Tune param_space and every config it can produce."""
@@ -134,6 +141,7 @@ def plan(args: argparse.Namespace, space: SearchSpace, name: str, part: RecipePa
     check_datasets(configs)
     if needs_asr := selects_on_asr(args):
         check_one_set_per_trial(values, needs_asr)
+    check_searcher_has_a_choice(values, args.search)
     swa_swept = "swa" in space.parameters
     longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
     grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
