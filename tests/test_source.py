@@ -1,6 +1,9 @@
-"""The embedded source model: shipped with its digest, reproducible from its recipe on any thread count,
+"""The embedded source model: shipped with its digest, rebuilt bit for bit from its recipe on pinned kernels,
 pretrained once per other recipe, cached, and rebuilt if its file is broken."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,19 +13,20 @@ from trainables.config import resolve_config
 from trainables.errors import UserError
 from trainables.models.backbones import build_body
 from trainables.models.weights import state_digest
+from trainables.source_build import PINNED_KERNELS
 
-DEFAULT_SOURCE_DIGEST = "b5affef0a735308f"
+DEFAULT_SOURCE_DIGEST = "3848ecbc4e60ac94"
 
 
 def count_pretraining(monkeypatch) -> list[dict]:
     calls = []
-    real = source._pretrain
+    real = source.pretrain
 
     def counted(recipe):
         calls.append(recipe)
         return real(recipe)
 
-    monkeypatch.setattr(source, "_pretrain", counted)
+    monkeypatch.setattr(source, "pretrain", counted)
     return calls
 
 
@@ -56,10 +60,10 @@ def test_a_truncated_cache_file_is_rebuilt(tmp_path, monkeypatch):
 def test_pretraining_gives_the_same_weights_whatever_the_callers_threads():
     recipe = source.source_recipe("resnet18_w8", 200, 4)
     torch.set_num_threads(2)
-    with_two = state_digest(source._pretrain(recipe))
+    with_two = state_digest(source.pretrain(recipe))
     assert torch.get_num_threads() == 2  # restored after the single-threaded pretraining
     torch.set_num_threads(1)
-    assert state_digest(source._pretrain(recipe)) == with_two
+    assert state_digest(source.pretrain(recipe)) == with_two
 
 
 def default_recipe() -> dict:
@@ -88,9 +92,27 @@ def test_a_damaged_shipped_source_is_refused_in_one_line(monkeypatch, tmp_path):
         source.shipped_source(name)
 
 
+def build_source(out, *recipe: str) -> str:
+    """`python -m trainables.source_build` as a maintainer runs it (it re-executes itself with pinned kernels)."""
+    env = {name: value for name, value in os.environ.items() if name not in PINNED_KERNELS}
+    result = subprocess.run([sys.executable, "-m", "trainables.source_build", "--out", str(out), *recipe],
+                            capture_output=True, text=True, env=env, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_the_source_build_runs_on_pinned_kernels_and_writes_the_weights_it_names(tmp_path):
+    printed = build_source(tmp_path / "tiny.pt", "--arch", "resnet18_w8", "--images", "200", "--iters", "4")
+    state = torch.load(tmp_path / "tiny.pt", weights_only=True)
+    # the AVX2 paths even on a CPU with AVX-512, and the digest of what it wrote
+    assert f"digest {state_digest(state)} (kernels AVX2," in printed
+    assert not list(tmp_path.glob("*.partial"))
+
+
 @pytest.mark.slow
-def test_rebuilding_the_default_source_from_its_recipe_reproduces_the_shipped_digest():
-    assert state_digest(source._pretrain(default_recipe())) == DEFAULT_SOURCE_DIGEST
+def test_rebuilding_the_default_source_from_its_recipe_reproduces_the_shipped_digest(tmp_path):
+    build_source(tmp_path / "default.pt")
+    assert state_digest(torch.load(tmp_path / "default.pt", weights_only=True)) == DEFAULT_SOURCE_DIGEST
 
 
 def test_the_pretraining_bar_moves_at_every_step(tmp_path, monkeypatch):

@@ -4,7 +4,8 @@ It stands in for an ImageNet model offline. Built once per recipe with the same 
 transfer method (`retrain` on `synthetic`), on one thread so the same recipe gives the same weights whatever
 the machine's core count, cached under the cache directory keyed by its recipe, and shared safely between
 concurrent trials by a file lock. The default recipe's weights ship with the package (SHIPPED_SOURCES, with
-their digest), so nobody pretrains it: a rebuild reproduces the shipped digest.
+their digest), so nobody pretrains it: they were built by `python -m trainables.source_build`, which pins the
+CPU kernels too, so a rebuild on any x86-64 CPU with AVX2 reproduces the shipped digest.
 """
 import hashlib
 import json
@@ -51,7 +52,7 @@ def synthetic_source(arch: str, images: int, iters: int, cache_dir: str | None =
     with FileLock(str(path) + ".lock"):
         state = _load_cached(path)
         if state is None:
-            state = _pretrain(recipe)
+            state = pretrain(recipe)
             partial = path.with_suffix(".partial")
             torch.save(state, partial)
             os.replace(partial, path)
@@ -82,7 +83,7 @@ def _load_cached(path: Path) -> dict | None:
         return None
 
 
-def _pretrain(recipe: dict) -> dict[str, torch.Tensor]:
+def pretrain(recipe: dict) -> dict[str, torch.Tensor]:
     config = resolve_config({
         "method": "retrain", "dataset": "synthetic", "arch": recipe["arch"], "iters": recipe["iters"],
         "eval_every": max(1, recipe["iters"] // 10), "source_images": recipe["images"], "val_fraction": 0.0,
