@@ -9,7 +9,7 @@ CHROMEDRIVER := /usr/bin/chromedriver
 SSHD := /usr/sbin/sshd
 RSYNC := /usr/bin/rsync
 
-.PHONY: demo test test-fast browser sshd
+.PHONY: demo test test-fast lint browser sshd
 
 $(INSTALLED): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -34,3 +34,7 @@ test: $(INSTALLED) browser sshd
 # The developer loop: every test but those marked `slow` (minutes each; `make test` and CI run them too).
 test-fast: $(INSTALLED) browser sshd
 	$(PYTHON) -m pytest -m "not slow"
+
+# pyflakes, pycodestyle and isort as configured in pyproject.toml (CONTRIBUTING.md); CI runs it too.
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .

@@ -9,8 +9,8 @@ default). Splits: load (file to device), split (clean, adversarial and noise pre
 feature distance to the pretrained model).
 
 Uses the embedded default (novel_shapes test set, 1,000 images; the shipped source model) with the `embedded`
-attack preset (`--attack-iters` shortens it to check the script). Checkpoints come from one short fine-tuning run that saves one
-at every report, so each is a different model of the real size.
+attack preset (`--attack-iters` shortens it to check the script). Checkpoints come from one short fine-tuning
+run that saves one at every report, so each is a different model of the real size.
 """
 import argparse
 import tempfile
@@ -20,14 +20,20 @@ from pathlib import Path
 
 import torch
 
+import trainables.robustness as robustness
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.attack_presets import attack_config
-import trainables.robustness as robustness
 from trainables.checkpoint import load_model_state, save_checkpoint
 from trainables.config import resolve_config
 from trainables.precision import precision_for
-from trainables.robustness import (CHECKPOINTS_LOADED_TOGETHER, CheckpointGroup, distance_metrics,
-                                   group_split_metrics, load_evaluation_model, split_metrics)
+from trainables.robustness import (
+    CHECKPOINTS_LOADED_TOGETHER,
+    CheckpointGroup,
+    distance_metrics,
+    group_split_metrics,
+    load_evaluation_model,
+    split_metrics,
+)
 from trainables.trial import prepare_run
 
 
@@ -57,7 +63,8 @@ def main() -> None:
         config = resolve_config({"method": "finetune", "iters": 10 * args.checkpoints, "eval_every": 10})
         directories = checkpoint_folders(config, device, Path(scratch))
         fresh = Path(scratch) / "cache"  # empty, so the set is really crafted (the source model ships)
-        spec = AdversarialSetSpec.from_trial(replace(config, cache_dir=str(fresh)), attack_config("embedded", **({"iters": args.attack_iters} if args.attack_iters else {})), "test")
+        attack = attack_config("embedded", **({"iters": args.attack_iters} if args.attack_iters else {}))
+        spec = AdversarialSetSpec.from_trial(replace(config, cache_dir=str(fresh)), attack, "test")
         started = time.perf_counter()
         crafted = adversarial_set(spec, device)
         craft_seconds = time.perf_counter() - started

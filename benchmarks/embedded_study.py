@@ -32,6 +32,7 @@ from trainables.train import TransferRun
 from trainables.trial import pretrained_for
 from tuner.cli import parse_assignments
 
+
 def source(weights: str | None):
     if weights:
         return file_pretrained(weights)

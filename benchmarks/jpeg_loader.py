@@ -194,7 +194,8 @@ def main() -> None:
         step = step_images_per_s(run, steps)
         print(f"step, {args.method} {args.arch} 224 px batch {run.config.batch_size} on {name}: {step:8.1f} images/s "
               f"({steps} steps after {WARM_UP} warm-up)")
-    for name, rate in (("CPU decoding", loader_rates[args.num_workers]), ("gpu_decode", loader_rates.get("gpu_decode"))):
+    decoders = (("CPU decoding", loader_rates[args.num_workers]), ("gpu_decode", loader_rates.get("gpu_decode")))
+    for name, rate in decoders:
         if rate is not None:
             verdict = "keeps up" if rate >= step else "BOTTLENECK: the step waits for the data"
             print(f"verdict, {name} at num_workers={args.num_workers}: data / step = {rate / step:.2f} ({verdict})")

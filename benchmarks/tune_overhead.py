@@ -45,7 +45,7 @@ from trainables.config import resolve_config, selection_metrics
 from trainables.threads import use_threads
 from trainables.train import TransferRun
 from trainables.trainable import transfer_trainable
-from trainables.trial import pretrained_for, prepare_run
+from trainables.trial import prepare_run, pretrained_for
 from tuner.attack_stage import default_attack_preset
 from tuner.cli import parse_assignments
 from tuner.ray_output import ray_output_to

@@ -89,8 +89,8 @@ def test_a_cluster_that_wants_an_auth_token_is_one_line_without_it_and_passes_wi
     without_token = {key: value for key, value in os.environ.items() if not key.startswith("RAY_AUTH")}
     wrong = tmp_path / "another_clusters_token"
     wrong.write_text(os.urandom(32).hex())
-    for command, env in [("tuner.sweep", without_token), ("tuner.train", without_token),
-                         ("tuner.sweep", without_token | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(wrong)})]:
+    wrong_token = without_token | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(wrong)}
+    for command, env in [("tuner.sweep", without_token), ("tuner.train", without_token), ("tuner.sweep", wrong_token)]:
         run, seconds = run_command(command, address, tmp_path, env)
         assert seconds < 30 and run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
         assert len(run.stderr.strip().splitlines()) == 1, run.stderr

@@ -109,9 +109,11 @@ def test_ray_is_pinned_to_the_installed_version_on_every_node(prepared):
         assert cluster_ray is not None, f"{role}: no ray install in its setup commands"
         pins = [s for s in cluster_ray.specifier if s.operator == "=="]
         assert len(pins) == 1, f"{role}: ray must be pinned exactly (head and workers must match): {cluster_ray}"
-        assert pins[0].version == ray.__version__, f"{role}: cluster ray {pins[0].version} != installed {ray.__version__}"
-        assert Version(ray.__version__) in project_ray.specifier, f"ray {ray.__version__} outside pyproject {project_ray}"
-        assert project_ray.extras <= cluster_ray.extras, f"{role}: ray extras {cluster_ray.extras} lack {project_ray.extras}"
+        installed = ray.__version__
+        assert pins[0].version == installed, f"{role}: cluster ray {pins[0].version} != installed {installed}"
+        assert Version(installed) in project_ray.specifier, f"ray {installed} outside pyproject {project_ray}"
+        assert project_ray.extras <= cluster_ray.extras, \
+            f"{role}: ray extras {cluster_ray.extras} lack {project_ray.extras}"
         assert "default" in cluster_ray.extras, f"{role}: the cluster launcher and dashboard need ray[default]"
 
 

@@ -124,8 +124,9 @@ def test_an_image_folder_is_counted_like_a_paper_dataset(cli: CliRuns) -> None:
     run = cli.runs["imagefolder"]
     assert run.returncode == 0, run.stderr
     val = sum(held_out(cli.imagefolder.train_per_class, 0.25))
-    assert json.loads(run.stdout) == {"dataset": "imagefolder", "classes": 3, "train": cli.imagefolder.train_count - val,
-                                      "val": val, "test": cli.imagefolder.test_count}
+    assert json.loads(run.stdout) == {"dataset": "imagefolder", "classes": 3,
+                                      "train": cli.imagefolder.train_count - val, "val": val,
+                                      "test": cli.imagefolder.test_count}
 
 
 @pytest.mark.slow

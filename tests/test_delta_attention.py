@@ -15,8 +15,14 @@ from search_spaces import get_space
 from tests.conftest import tiny_config
 from tests.test_report import report_at, robustness_row, trial_config
 from trainables.config import method_defaults, resolve_config
-from trainables.delta_attention import (AttentiveFeatureDistillation, attended_layers, attention_from_rises,
-                                        attention_weighted_distance, fit_probe_head, loss_rises)
+from trainables.delta_attention import (
+    AttentiveFeatureDistillation,
+    attended_layers,
+    attention_from_rises,
+    attention_weighted_distance,
+    fit_probe_head,
+    loss_rises,
+)
 from trainables.methods import METHODS
 from trainables.models.backbones import build_skeleton
 from trainables.models.network import build_network

@@ -272,8 +272,8 @@ def test_a_killed_trial_worker_restarts_from_its_checkpoint_and_the_trial_is_lis
                                 "--set", "checkpoint_every=40"))
     run_dir = tmp_path / "killed"
     try:
-        wait_for(lambda: list(run_dir.glob("*/checkpoint_*")) and max(reported_iterations(run_dir), default=0) >= 80, sweep,
-                 "a checkpoint and 80 iterations")
+        wait_for(lambda: list(run_dir.glob("*/checkpoint_*")) and max(reported_iterations(run_dir), default=0) >= 80,
+                 sweep, "a checkpoint and 80 iterations")
         worker = trial_worker(sweep)
         assert worker is not None
         before = reported_iterations(run_dir)

@@ -280,7 +280,8 @@ def test_recipes_keep_the_pinned_schedules(name):
 def test_table5_fractions_and_table6_switches():
     from tuner.recipes import RECIPES
 
-    fractions = {f for space in _spaces(RECIPES["table5"]) for f in space.parameters.get("fraction", {}).get("grid", [])}
+    fractions = {f for space in _spaces(RECIPES["table5"])
+                 for f in space.parameters.get("fraction", {}).get("grid", [])}
     assert fractions == {0.33, 0.66}  # paper Sec. 5.4 / Table 5: 33 % and 66 % of each class
     switched = [space for space in _spaces(RECIPES["table6"]) if space.fixed.get("swa")]
     # Table 6 "DELTA ADV. TRAINED + SWA + DO"

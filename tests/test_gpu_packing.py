@@ -11,8 +11,18 @@ import pytest
 from trainables.errors import UserError
 from tuner import dry_run
 from tuner.dry_run import StepCost, plan_summary, resolve_auto_gpus
-from tuner.gpu_packing import (CANDIDATES, CONTEXT_BYTES, GIB, GOOD_ENOUGH, GpuProfile, busy_share,
-                               choose_trials_per_gpu, gpu_seconds_per_step, heaviest, predicted_speedup)
+from tuner.gpu_packing import (
+    CANDIDATES,
+    CONTEXT_BYTES,
+    GIB,
+    GOOD_ENOUGH,
+    GpuProfile,
+    busy_share,
+    choose_trials_per_gpu,
+    gpu_seconds_per_step,
+    heaviest,
+    predicted_speedup,
+)
 from tuner.sweep import check_args, parse_args
 from tuner.sweep_plan import plans_for
 

@@ -3,8 +3,13 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config
-from trainables.checkpoint import (CHECKPOINT_FILE, is_finished_checkpoint, load_checkpoint, load_model_state,
-                                   save_checkpoint)
+from trainables.checkpoint import (
+    CHECKPOINT_FILE,
+    is_finished_checkpoint,
+    load_checkpoint,
+    load_model_state,
+    save_checkpoint,
+)
 from trainables.config import resolve_config
 from trainables.robustness import load_evaluation_model
 from trainables.trial import prepare_run

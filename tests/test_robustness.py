@@ -4,19 +4,18 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 import trainables.adversarial_set as adversarial_module
+import trainables.robustness as robustness
 from tests.conftest import tiny_config
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.attack import PenultimateAttack, box_in_pixels, clamp_to_box, feature_objective
 from trainables.attack_presets import attack_config
 from trainables.config import resolve_config
-from trainables.models.network import build_network
 from trainables.evaluation import attack_counts
-import torch.nn.functional as F
-
-import trainables.robustness as robustness
+from trainables.models.network import build_network
 from trainables.robustness import CheckpointGroup, feature_distance, group_split_metrics, split_metrics, weight_distance
 from trainables.trial import prepare_run, pretrained_for
 

@@ -10,8 +10,20 @@ from moto.server import ThreadedMotoServer
 
 from tests.test_report import report_at, synthetic_rows, trial_rows
 from tuner import report
-from tuner.run_dir import (REPORT_FOLDER, ROBUSTNESS_TABLE, SUMMARY_JSON, SUMMARY_MARKDOWN, SWEEP_RECORD,
-                           TRIALS_TABLE, join, read_json, read_rows, run_name, write_json, write_rows)
+from tuner.run_dir import (
+    REPORT_FOLDER,
+    ROBUSTNESS_TABLE,
+    SUMMARY_JSON,
+    SUMMARY_MARKDOWN,
+    SWEEP_RECORD,
+    TRIALS_TABLE,
+    join,
+    read_json,
+    read_rows,
+    run_name,
+    write_json,
+    write_rows,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FILE_NAMES = (SWEEP_RECORD, TRIALS_TABLE, ROBUSTNESS_TABLE, REPORT_FOLDER, SUMMARY_JSON, SUMMARY_MARKDOWN)

@@ -1,6 +1,6 @@
 """The Ray Tune function trainable under Tuner.fit() on the embedded default."""
-import ray
 import pytest
+import ray
 from ray import tune
 
 from tests.conftest import tiny_config

@@ -55,7 +55,8 @@ def attack_config(preset: str, **overrides) -> AttackConfig:
         raise UserError(f"unknown attack preset {preset!r}; choose one of {', '.join(ATTACK_PRESETS)}")
     config = replace(ATTACK_PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None})
     if config.budget <= 0 or config.step <= 0 or config.iters <= 0:
-        raise UserError(f"attack budget, step and iters must be > 0 (got {config.budget}, {config.step}, {config.iters})")
+        raise UserError(f"attack budget, step and iters must be > 0 "
+                        f"(got {config.budget}, {config.step}, {config.iters})")
     if config.box_min >= config.box_max:
         raise UserError(f"attack box_min must be below box_max (got {config.box_min}, {config.box_max})")
     return config

@@ -47,7 +47,9 @@ class AttackCounts:
         return 100.0 * self.fooled / self.clean_correct if self.clean_correct else math.nan
 
 
-def attack_counts(labels: torch.Tensor, clean_predicted: torch.Tensor, adversarial_predicted: torch.Tensor) -> AttackCounts:
+def attack_counts(labels: torch.Tensor, clean_predicted: torch.Tensor,
+                  adversarial_predicted: torch.Tensor) -> AttackCounts:
     clean_ok = clean_predicted == labels
     adversarial_ok = adversarial_predicted == labels
-    return AttackCounts(len(labels), int(clean_ok.sum()), int(adversarial_ok.sum()), int((clean_ok & ~adversarial_ok).sum()))
+    fooled = clean_ok & ~adversarial_ok
+    return AttackCounts(len(labels), int(clean_ok.sum()), int(adversarial_ok.sum()), int(fooled.sum()))

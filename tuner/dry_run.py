@@ -22,8 +22,7 @@ from trainables.errors import UserError
 from trainables.threads import use_threads
 from trainables.trial import prepare_run
 from tuner.cli import GPUS_AUTO
-from tuner.gpu_packing import (GpuChoice, GpuProfile, busy_share, choose_trials_per_gpu, gpu_seconds_per_step,
-                               heaviest)
+from tuner.gpu_packing import GpuChoice, GpuProfile, busy_share, choose_trials_per_gpu, gpu_seconds_per_step, heaviest
 from tuner.run_dir import human_size
 from tuner.sweep_plan import Plan
 

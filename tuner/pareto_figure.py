@@ -17,8 +17,17 @@ from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import Bbox
 
-from tuner.plots import (ParetoPanel, Point, error_bars, method_colour, method_legend, method_title, new_figure,
-                         save_figure, scatter_by_method)
+from tuner.plots import (
+    ParetoPanel,
+    Point,
+    error_bars,
+    method_colour,
+    method_legend,
+    method_title,
+    new_figure,
+    save_figure,
+    scatter_by_method,
+)
 
 TAG_FONT_SIZE = 7.0
 TABLE_FONT_SIZES = (6.5, 5.5, 4.5)  # tried in turn until the table fits its panel

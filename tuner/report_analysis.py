@@ -15,8 +15,15 @@ from tuner.chance_level import ChanceLevel, chance_level
 from tuner.hyper_parameters import TRADEOFF_PARAMETERS, short_name
 from tuner.pareto import pareto_front
 from tuner.plots import method_order
-from tuner.report_statistics import (Correlation, RateInterval, Statistic, correlation, is_missing, pooled_interval,
-                                     statistic)
+from tuner.report_statistics import (
+    Correlation,
+    RateInterval,
+    Statistic,
+    correlation,
+    is_missing,
+    pooled_interval,
+    statistic,
+)
 from tuner.run_dir import package_versions
 
 SPLITS = ("val", "test")

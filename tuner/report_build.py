@@ -14,9 +14,25 @@ from tuner.report_analysis import Analysis, analyse, json_safe, summary_record
 from tuner.report_figures import draw_figures
 from tuner.report_html import write_html
 from tuner.report_render import summary_markdown
-from tuner.run_dir import (REPORT_FOLDER, ROBUSTNESS_TABLE, SUMMARY_JSON, SUMMARY_MARKDOWN, SWEEP_RECORD, TRIALS_TABLE,
-                           discard, is_directory, is_uri, join, local_staging, location, publish_folder, read_json,
-                           read_rows, run_name, write_json)
+from tuner.run_dir import (
+    REPORT_FOLDER,
+    ROBUSTNESS_TABLE,
+    SUMMARY_JSON,
+    SUMMARY_MARKDOWN,
+    SWEEP_RECORD,
+    TRIALS_TABLE,
+    discard,
+    is_directory,
+    is_uri,
+    join,
+    local_staging,
+    location,
+    publish_folder,
+    read_json,
+    read_rows,
+    run_name,
+    write_json,
+)
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,18 @@ from pathlib import Path
 
 from tuner.hyper_parameters import HYPER_PARAMETERS
 from tuner.pareto_figure import pareto_plot
-from tuner.plots import (DistancePanel, Interval, ParetoPanel, Point, Spread, TradeoffSeries, distance_plot,
-                         method_order, method_title, tradeoff_plot)
+from tuner.plots import (
+    DistancePanel,
+    Interval,
+    ParetoPanel,
+    Point,
+    Spread,
+    TradeoffSeries,
+    distance_plot,
+    method_order,
+    method_title,
+    tradeoff_plot,
+)
 from tuner.report_analysis import DISTANCES, Analysis, ConfigResult, rate_interval
 from tuner.report_statistics import Correlation, RateInterval, Statistic, is_missing, statistic
 

@@ -2,8 +2,9 @@
 
 RUN_DIR = STORAGE/NAME is where Ray Tune keeps the experiment; beside it the commands write
 `sweep.json` (the sweep's settings), `trials.parquet` (one row per trial), `robustness.parquet` (one row per
-attacked checkpoint), `ray.log` (Ray's own output) and `report/`. A location is an absolute local path or a URI (s3://, gs://), read and
-written through pyarrow's filesystems; every write is atomic, so a crash never leaves a half-written file.
+attacked checkpoint), `ray.log` (Ray's own output) and `report/`. A location is an absolute local path or a
+URI (s3://, gs://), read and written through pyarrow's filesystems; every write is atomic, so a crash never
+leaves a half-written file.
 """
 import errno
 import importlib.metadata

@@ -43,7 +43,8 @@ def param_space(space: SearchSpace, search: str, defaults: dict[str, Any], metho
     parameters = {name: domain for name, domain in parameters.items() if name not in (overrides or {})}
     if method is not None:
         if space.methods and method not in space.methods:
-            raise UserError(f"--method {method!r} is not for space {space.name!r}; choose one of {', '.join(space.methods)}")
+            raise UserError(f"--method {method!r} is not for space {space.name!r}; "
+                            f"choose one of {', '.join(space.methods)}")
         parameters.pop("method", None)
         values["method"] = method
     elif "method" not in parameters:

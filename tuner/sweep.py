@@ -21,8 +21,17 @@ from pathlib import Path
 from search_spaces import SPACES, SpaceError, get_space
 from trainables.errors import UserError
 from trainables.methods import METHODS
-from tuner.cli import (GPUS_AUTO, SCHEDULERS, SEARCHES, OneLineErrorParser, add_attack_arguments,
-                       add_resource_arguments, add_trial_arguments, check_min_accuracy, run_cli)
+from tuner.cli import (
+    GPUS_AUTO,
+    SCHEDULERS,
+    SEARCHES,
+    OneLineErrorParser,
+    add_attack_arguments,
+    add_resource_arguments,
+    add_trial_arguments,
+    check_min_accuracy,
+    run_cli,
+)
 from tuner.recipes import RECIPES
 
 # Numeric flags whose given values must be > 0, and those that must be >= 0.
