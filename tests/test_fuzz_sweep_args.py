@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from search_spaces import DOMAIN_KINDS, SPACE_KEYS, SPACES
 from trainables.config import CONFIG_KEYS, ITERATION_BUDGET, TrialConfig
-from trainables.data.names import DATASET_NAMES, EMBEDDED_DATASETS
+from trainables.data.specs import DATASETS
 from trainables.errors import UserError
 from trainables.methods import METHODS
 from tuner.cli import run_cli
@@ -28,6 +28,8 @@ from tuner.run_dir import SWEEP_RECORD, join, location
 from tuner.sweep import check_args, command_parser, main, parse_args
 from tuner.sweep_plan import Plan, plans_for
 from tuner.sweep_run import resumed_args
+
+EMBEDDED_DATASETS = tuple(name for name, spec in DATASETS.items() if not spec.needs_data_root)
 
 EXPLORE_EXAMPLES = int(os.environ.get("RENOTUNE_FUZZ_EXAMPLES", "0"))
 
@@ -150,7 +152,7 @@ def config_assignment() -> st.SearchStrategy[str]:
     plausible = st.sampled_from(CONFIG_KEYS).flatmap(
         lambda key: config_values(key).map(lambda value: f"{key}={'' if value is None else value}"))
     keys = st.sampled_from(CONFIG_KEYS + (ITERATION_BUDGET,)) | ARGV_TEXT
-    values = NUMBER_TEXT | ARGV_TEXT | st.sampled_from(tuple(METHODS) + DATASET_NAMES + ARCHS) | st.sampled_from(
+    values = NUMBER_TEXT | ARGV_TEXT | st.sampled_from(tuple(METHODS) + tuple(DATASETS) + ARCHS) | st.sampled_from(
         ["true", "false", "yes", "layer1,layer1", "features.3"])
     anything = st.builds(lambda key, separator, value: f"{key}{separator}{value}", keys,
                          st.sampled_from(["=", "=", ""]), values)
@@ -255,7 +257,7 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=10)
 REAL_KEYS = st.sampled_from(SPACE_KEYS + DOMAIN_KINDS + CONFIG_KEYS + (ITERATION_BUDGET,))
 KEYS = REAL_KEYS | TEXT | st.integers(-5, 5) | st.booleans() | st.none() | st.floats(allow_nan=False)
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(), TEXT,
-                    st.sampled_from(tuple(METHODS) + DATASET_NAMES + ARCHS),
+                    st.sampled_from(tuple(METHODS) + tuple(DATASETS) + ARCHS),
                     st.sampled_from([0, 1, 2, 0.5, 1e-3, 10, -1, 100, 30_000, "1e-3", "true", 10**400]))
 ANYTHING = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=4),
                         max_leaves=10)

@@ -13,8 +13,8 @@ from trainables.adversarial_set import AdversarialSetSpec
 from trainables.checkpoint import save_checkpoint
 from trainables.config import resolve_config
 from trainables.data.imagefolder import load_imagefolder_split
-from trainables.data.names import DATASET_NAMES
 from trainables.data.registry import build_transfer_data, dataset_summary
+from trainables.data.specs import dataset_names
 from trainables.errors import UserError
 from trainables.methods import METHODS
 from trainables.robustness import load_evaluation_model
@@ -36,18 +36,18 @@ def held_out(count: int, share: float) -> int:
 
 def one_line_error(data_root: Path) -> str:
     with pytest.raises(UserError) as raised:
-        load_imagefolder_split(data_root)
+        load_imagefolder_split("imagefolder", data_root)
     message = str(raised.value)
     assert "\n" not in message and message.startswith("imagefolder: ")
     return message
 
 
 def test_is_a_dataset_name() -> None:
-    assert "imagefolder" in DATASET_NAMES
+    assert "imagefolder" in dataset_names()
 
 
 def test_split_follows_torchvisions_imagefolder_rules(layout: FakeLayout) -> None:
-    split = load_imagefolder_split(layout.root)
+    split = load_imagefolder_split("imagefolder", layout.root)
     assert split.classes == layout.classes
     assert split.train == [(Path(path), label) for path, label in ImageFolder(layout.root / "train").samples]
     assert Counter(label for _, label in split.train) == dict(enumerate(layout.train_per_class))

@@ -9,7 +9,7 @@ import torch
 from tests.layouts import MAKERS, FakeLayout, make_bird, make_dog, make_flower
 from trainables.data.images import ImageListDataset, paper_transforms
 from trainables.data.paper import load_paper_split
-from trainables.data.names import PAPER_DATASETS
+from trainables.data.specs import PAPER_DATASETS
 from trainables.errors import UserError
 
 

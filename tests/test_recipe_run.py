@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from tests.layouts import MAKERS
-from trainables.data.names import PAPER_DATASETS
+from trainables.data.specs import PAPER_DATASETS
 
 
 @pytest.mark.slow

@@ -13,16 +13,16 @@ import pytest
 from PIL import Image
 
 from trainables.data.registry import build_transfer_data
+from trainables.data.specs import dataset_spec
 from trainables.methods import METHODS
 from tuner import plots
-from tuner.chance_level import DATASET_CLASSES
 from tuner.cli import run_cli
 from tuner.pareto import pareto_front
 from tuner.pareto_figure import pareto_figure
-from tuner.plots import DPI, FIGSIZE, FALLBACK_COLOURS, distance_figure, method_colour
-from tuner.report_build import build_report
+from tuner.plots import DPI, FALLBACK_COLOURS, FIGSIZE, distance_figure, method_colour
 from tuner.report import main as report_main
 from tuner.report_analysis import analyse
+from tuner.report_build import build_report
 from tuner.report_figures import distance_panels, pareto_panels, tradeoff_series
 from tuner.report_statistics import wilson_interval
 from tuner.run_dir import read_rows, write_rows
@@ -186,7 +186,8 @@ def test_fronts_are_chosen_on_validation_means_and_shown_on_test(report, run_dir
         for entry, key in zip(front, on_val):
             assert entry["test"]["clean_acc"]["mean"] == pytest.approx(means[key]["test_clean_acc"])
             assert entry["val"]["asr"]["mean"] == pytest.approx(means[key]["val_asr"])
-            assert entry["gap"]["clean_acc"] == pytest.approx(means[key]["test_clean_acc"] - means[key]["val_clean_acc"])
+            gap = means[key]["test_clean_acc"] - means[key]["val_clean_acc"]
+            assert entry["gap"]["clean_acc"] == pytest.approx(gap)
             assert entry["test"]["clean_acc"]["n"] == 2 and entry["stopped_early"] is False
     assert disagreements  # the planted noise makes the test-split front differ: selection did not peek at it
     trials = {t for front in summary["pareto"].values() for e in front for t in e["trials"]}
@@ -200,7 +201,8 @@ def test_each_methods_best_configuration_is_chosen_on_validation(report, run_dir
     for dataset in DATASETS:
         means = configuration_means(rows, dataset)
         for method in SYNTHETIC_METHODS:
-            own = {k: v for k, v in means.items() if k.startswith(method + " ") and v["val_clean_acc"] == v["val_clean_acc"]}
+            own = {k: v for k, v in means.items()
+                   if k.startswith(method + " ") and v["val_clean_acc"] == v["val_clean_acc"]}
             by_val = max(own, key=lambda k: own[k]["val_clean_acc"])
             by_test = max(own, key=lambda k: own[k]["test_clean_acc"])
             chose_differently += by_val != by_test
@@ -524,9 +526,10 @@ def test_the_command_line_takes_min_accuracy_and_rejects_150(run_dir, tmp_path):
     assert json.loads((out / "summary.json").read_text())["min_accuracy"]["percent"] == 96.5
 
 
-@pytest.mark.parametrize("dataset", ["digits", "novel_shapes"])
-def test_the_class_counts_behind_chance_accuracy_are_the_registrys(dataset):
-    assert DATASET_CLASSES[dataset] == build_transfer_data(dataset, fraction=0.05, val_fraction=0.1).num_classes
+@pytest.mark.parametrize("dataset", ["digits", "novel_shapes", "synthetic"])
+def test_the_class_counts_behind_chance_accuracy_are_the_specs(dataset):
+    built = build_transfer_data(dataset, fraction=0.05, val_fraction=0.1, synthetic_images=200)
+    assert dataset_spec(dataset).num_classes == built.num_classes
 
 
 def test_chance_accuracy_is_100_over_the_class_count(report, tmp_path):

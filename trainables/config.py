@@ -10,8 +10,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from trainables.data.names import DEFAULT_VAL_FRACTION, EMBEDDED_DATASETS
-from trainables.data.registry import check_dataset_name, data_root_hint
+from trainables.data.specs import DEFAULT_VAL_FRACTION, data_root_hint, dataset_spec
 from trainables.errors import UserError
 from trainables.methods import get_method
 from trainables.models.archs import check_arch
@@ -24,7 +23,8 @@ class TrialConfig:
     dataset: str = "novel_shapes"
     data_root: str | None = None
     fraction: float = 1.0
-    val_fraction: float = DEFAULT_VAL_FRACTION  # validation share carved from the training split; 0 = none (select on test)
+    # The validation share carved from the training split; 0 = none (select on test).
+    val_fraction: float = DEFAULT_VAL_FRACTION
     # Image files that do not decode are left out of the dataset (and counted) instead of stopping the sweep.
     skip_unreadable_images: bool = False
     arch: str = "resnet18"
@@ -113,8 +113,8 @@ def selection_metrics(split: str) -> tuple[str, str]:
 
 CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(TrialConfig))
 ITERATION_BUDGET = "iteration_budget"
-_POSITIVE = ("batch_size", "iters", "lr", "swa_iters", "swa_lr", "swa_every", "eval_every", "checkpoint_every", "adv_steps",
-             "source_images", "source_iters")
+_POSITIVE = ("batch_size", "iters", "lr", "swa_iters", "swa_lr", "swa_every", "eval_every", "checkpoint_every",
+             "adv_steps", "source_images", "source_iters")
 _NON_NEGATIVE = ("momentum", "weight_decay", "head_beta", "lambda_feat", "lambda_l2sp", "adv_eps", "adv_step",
                  "num_workers")
 
@@ -122,9 +122,8 @@ _NON_NEGATIVE = ("momentum", "weight_decay", "head_beta", "lambda_feat", "lambda
 def method_defaults(method: str, dataset: str) -> dict[str, Any]:
     """Every value a trial of `method` on `dataset` uses unless the user overrides it."""
     spec = get_method(method)
-    check_dataset_name(dataset)
     values: dict[str, Any] = {"dropout": spec.dropout, "swa": spec.swa, **spec.defaults}
-    if dataset in EMBEDDED_DATASETS:
+    if dataset_spec(dataset).profile == "embedded":
         return values | EMBEDDED_PROFILE | spec.embedded
     return values | PAPER_PROFILE | spec.per_dataset.get(dataset, {})
 
@@ -219,7 +218,7 @@ def _validate(config: TrialConfig) -> None:
         raise UserError(f"config dropout_p={config.dropout_p!r} must be in [0, 1)")
     if not 0 <= config.seed < 2**32:  # as the sweep's --seed; far larger ones overflow torch's generator seed
         raise UserError(f"config seed={config.seed!r} must be in [0, 2**32)")
-    if config.dataset not in EMBEDDED_DATASETS and not config.data_root:
+    if dataset_spec(config.dataset).needs_data_root and not config.data_root:
         raise UserError(f"dataset {config.dataset!r} needs data_root (--data-root): {data_root_hint(config.dataset)}")
 
 

@@ -19,17 +19,16 @@ from tqdm import tqdm
 
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.attack_presets import attack_config
-from trainables.config import TrialConfig, resolve_config, selection_metrics
-from trainables.data.registry import EMBEDDED_DATASETS
-from trainables.errors import UserError
 from trainables.checkpoint import load_model_state
+from trainables.config import TrialConfig, resolve_config, selection_metrics
+from trainables.data.specs import dataset_spec
+from trainables.errors import UserError
 from trainables.precision import precision_for
 from trainables.robustness import CHECKPOINTS_LOADED_TOGETHER, CheckpointGroup, distance_metrics, group_split_metrics
 from tuner.cli import SELECTIONS
 from tuner.pareto import pareto_front
 from tuner.run_dir import REFIT_EXPERIMENT, ROBUSTNESS_TABLE, join, location, read_rows, write_rows
 from tuner.run_lock import final_stage_lock
-
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,7 @@ class Candidate:
 
 
 def default_attack_preset(dataset: str) -> str:
-    if dataset == "digits":
-        return "digits"
-    return "embedded" if dataset in EMBEDDED_DATASETS else "paper"
+    return dataset_spec(dataset).attack_preset
 
 
 def candidates(run_dir: str | Path) -> list[Candidate]:

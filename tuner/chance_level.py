@@ -2,23 +2,13 @@
 
 Robustness rows do not record the class count (only the checkpoint's model.pt does, and a report must not load
 every checkpoint, possibly from s3). So the count comes from a `num_classes` column when the rows have one, else
-from the dataset's name: the embedded tasks' own class lists, and the paper datasets' official class counts
-(what their archives' class lists hold).
+from the dataset's spec (`trainables.data.specs`: the embedded tasks' class lists, the paper datasets' official
+class counts).
 """
 from dataclasses import dataclass
 
-from trainables.data.registry import NOVEL_CLASSES
-from trainables.data.synthetic import NUM_CLASSES as SOURCE_CLASSES
+from trainables.data.specs import DATASETS
 from tuner.report_statistics import is_missing
-
-DATASET_CLASSES = {
-    "digits": 10, "novel_shapes": len(NOVEL_CLASSES), "synthetic": SOURCE_CLASSES,
-    "dog": 120,  # Stanford Dogs
-    "bird": 200,  # CUB-200-2011
-    "action": 40,  # Stanford 40 Actions
-    "indoor": 67,  # MIT Indoor 67
-    "flower": 102,  # Oxford Flowers 102
-}
 
 
 @dataclass(frozen=True)
@@ -38,7 +28,10 @@ def chance_level(rows: list[dict]) -> ChanceLevel | None:
     if len(recorded) == 1:
         return ChanceLevel(recorded.pop(), "the rows' num_classes column")
     datasets = {str(row.get("dataset")) for row in rows}
-    if recorded or len(datasets) != 1 or datasets & DATASET_CLASSES.keys() != datasets:
+    if recorded or len(datasets) != 1:
         return None
     dataset = datasets.pop()
-    return ChanceLevel(DATASET_CLASSES[dataset], f"the class count of dataset {dataset!r}")
+    spec = DATASETS.get(dataset)
+    if spec is None or spec.num_classes is None:
+        return None
+    return ChanceLevel(spec.num_classes, f"the class count of dataset {dataset!r}")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from trainables.attack_presets import ATTACK_PRESETS
-from trainables.data.names import DATASET_NAMES
+from trainables.data.specs import dataset_names
 from trainables.errors import UserError
 
 SEARCHES = ("grid", "random", "optuna", "optuna-mo")
@@ -72,8 +72,8 @@ def parse_assignments(items: list[str]) -> dict[str, str]:
 
 def add_trial_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that describe the task and the budget of every trial, shared by tuner.train and tuner.sweep."""
-    parser.add_argument("--dataset", default="novel_shapes", choices=DATASET_NAMES, metavar="DATASET",
-                        help=f"the target task: {', '.join(DATASET_NAMES)}")
+    parser.add_argument("--dataset", default="novel_shapes", choices=dataset_names(), metavar="DATASET",
+                        help=f"the target task: {', '.join(dataset_names())}")
     parser.add_argument("--data-root", help="where the dataset's official archive (or image folder) was unpacked")
     parser.add_argument("--arch", help="backbone: resnet18_w<WIDTH> (the embedded default's), or any torchvision "
                                        "classification model name (default: the dataset's)")

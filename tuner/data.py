@@ -1,14 +1,14 @@
 """`python -m tuner.data`: check that a dataset loads and print its class and image counts as one JSON line."""
 import json
 
-from trainables.data.names import DATASET_NAMES, DEFAULT_VAL_FRACTION
+from trainables.data.specs import DEFAULT_VAL_FRACTION, dataset_names
 from tuner.cli import OneLineErrorParser, run_cli
 
 
 def command_parser() -> OneLineErrorParser:
     parser = OneLineErrorParser(prog="python -m tuner.data", description=__doc__)
-    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES, metavar="DATASET",
-                        help=f"dataset name: {', '.join(DATASET_NAMES)}")
+    parser.add_argument("--dataset", required=True, choices=dataset_names(), metavar="DATASET",
+                        help=f"dataset name: {', '.join(dataset_names())}")
     parser.add_argument("--data-root", help="where the dataset's official archive was unpacked (paper datasets), or "
                                             "the folder holding train/<class>/ and test/<class>/ (imagefolder)")
     parser.add_argument("--fraction", type=float, default=1.0,

@@ -11,8 +11,8 @@ from ray.tune.search.sample import Categorical, Float, Integer
 
 from search_spaces import SearchSpace, SpaceError, get_space
 from trainables.config import TrialConfig, resolve_config
-from trainables.data.names import EMBEDDED_DATASETS
 from trainables.data.registry import check_images_decode, dataset_summary
+from trainables.data.specs import dataset_spec
 from trainables.errors import UserError
 from tuner.cli import parse_assignments
 from tuner.recipes import REFIT_PROTOCOL, RecipePart, get_recipe
@@ -74,7 +74,7 @@ def value_choices(value) -> list:
 def check_datasets(configs: list[TrialConfig]) -> None:
     """Every paper dataset's layout, and that each of its image files decodes, checked here in one line rather
     than in every trial on the cluster; files left out with skip_unreadable_images are one warning line."""
-    image_configs = [c for c in configs if c.dataset not in EMBEDDED_DATASETS]
+    image_configs = [c for c in configs if dataset_spec(c.dataset).needs_data_root]
     for dataset, data_root, fraction, val_fraction in sorted(
             {(c.dataset, c.data_root, c.fraction, c.val_fraction) for c in image_configs}, key=str):
         dataset_summary(dataset, data_root, fraction, val_fraction=val_fraction)
@@ -144,7 +144,8 @@ def plan(args: argparse.Namespace, space: SearchSpace, name: str, part: RecipePa
     check_searcher_has_a_choice(values, args.search)
     swa_swept = "swa" in space.parameters
     longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
-    grid_points = math.prod(len(v["grid_search"]) for v in values.values() if isinstance(v, dict) and "grid_search" in v)
+    grid_points = math.prod(len(v["grid_search"]) for v in values.values()
+                            if isinstance(v, dict) and "grid_search" in v)
     trials = args.num_samples * (grid_points if args.search == "grid" else 1)
     if trials > MAX_CHECKED_CONFIGS:  # Tune keeps every trial in its experiment state; so does the dry run's plan
         raise UserError(f"{trials} trials: a sweep runs at most {MAX_CHECKED_CONFIGS}; lower --num-samples or the "

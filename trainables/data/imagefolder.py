@@ -6,14 +6,15 @@ from pathlib import Path
 
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-from trainables.data.names import IMAGE_FOLDER
 from trainables.data.paper import ImageListSplit, Items
+from trainables.data.specs import dataset_spec
 from trainables.errors import UserError
 
-LAYOUT = "DATA_ROOT/train/<class>/<image> and DATA_ROOT/test/<class>/<image>"
+IMAGE_FOLDER = "imagefolder"
+LAYOUT = dataset_spec(IMAGE_FOLDER).layout
 
 
-def load_imagefolder_split(data_root: str | Path) -> ImageListSplit:
+def load_imagefolder_split(name: str, data_root: str | Path) -> ImageListSplit:
     root = Path(data_root).expanduser().resolve()
     if not root.is_dir():
         raise UserError(f"{IMAGE_FOLDER}: data root {data_root} does not exist or is not a folder")
@@ -25,7 +26,7 @@ def load_imagefolder_split(data_root: str | Path) -> ImageListSplit:
                         f"{root / 'train' / unknown[0]}; test classes must be train classes")
     train = _items(root / "train", class_index)
     test = _items(root / "test", {name: class_index[name] for name in test_classes})
-    return ImageListSplit(IMAGE_FOLDER, classes, train, test)
+    return ImageListSplit(name, classes, train, test)
 
 
 def _classes(folder: Path) -> tuple[list[str], dict[str, int]]:

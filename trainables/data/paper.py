@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
+from trainables.data.specs import dataset_spec
 from trainables.errors import UserError
 
 Items = list[tuple[Path, int]]
@@ -203,23 +204,16 @@ def _read_flower(root: Path) -> tuple[list[str], Items, Items]:
 
 @dataclass(frozen=True)
 class _Layout:
-    description: str
-    marker: str  # a path relative to the data root that identifies where the layout sits
+    marker: str  # a path relative to the data root that identifies where the layout sits (described by the spec)
     read: Callable[[Path], tuple]  # -> (classes, train, test) or (classes, train, test, official validation)
 
 
 _LAYOUTS = {
-    "dog": _Layout("Stanford Dogs: Images/<wnid>-<name>/*.jpg, train_list.mat, test_list.mat",
-                   "train_list.mat", _read_dog),
-    "bird": _Layout("CUB-200-2011: CUB_200_2011/ holding images.txt, image_class_labels.txt, "
-                    "train_test_split.txt, classes.txt, images/", "images.txt", _read_bird),
-    "action": _Layout("Stanford 40 Actions: JPEGImages/, ImageSplits/actions.txt, "
-                      "ImageSplits/<action>_train.txt, ImageSplits/<action>_test.txt",
-                      "ImageSplits/actions.txt", _read_action),
-    "indoor": _Layout("MIT Indoor 67: Images/<class>/*.jpg, TrainImages.txt, TestImages.txt",
-                      "TrainImages.txt", _read_indoor),
-    "flower": _Layout("Oxford Flowers 102: jpg/image_%05d.jpg, imagelabels.mat, setid.mat",
-                      "imagelabels.mat", _read_flower),
+    "dog": _Layout("train_list.mat", _read_dog),
+    "bird": _Layout("images.txt", _read_bird),
+    "action": _Layout("ImageSplits/actions.txt", _read_action),
+    "indoor": _Layout("TrainImages.txt", _read_indoor),
+    "flower": _Layout("imagelabels.mat", _read_flower),
 }
 
 
@@ -251,7 +245,7 @@ def load_paper_split(name: str, data_root: str | Path) -> ImageListSplit:
             if not path.is_file():
                 raise _BadLayout(f"missing image {path}")
     except _MissingLayoutPath as error:
-        raise UserError(f"{name}: missing {error.path}; expected the layout {layout.description}") from None
+        raise UserError(f"{name}: missing {error.path}; expected the layout {dataset_spec(name).layout}") from None
     except _BadLayout as error:
         raise UserError(f"{name}: {error}") from None
     return ImageListSplit(name, classes, train, test, tuple(official_val[0]) if official_val else ())

@@ -1,5 +1,5 @@
-"""Every dataset by name: the embedded targets, the synthetic source task, the paper datasets and the user's
-own image folder (`imagefolder`).
+"""A dataset's three splits, built by its spec's loader (`trainables.data.specs.DATASETS`): the embedded targets,
+the synthetic source task, the paper datasets and the user's own image folder (`imagefolder`).
 
 Each task has three disjoint splits. The validation split is carved from the official training split,
 stratified by class, with a fixed seed independent of the trial seed, so every trial of a sweep (every
@@ -15,16 +15,13 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from trainables.data.digits import DIGITS_IMAGE_SIZE, digits_split
-from trainables.data.imagefolder import LAYOUT as IMAGE_FOLDER_LAYOUT
-from trainables.data.imagefolder import load_imagefolder_split
 from trainables.data.images import ImageListDataset, paper_transforms
-from trainables.data.names import DATASET_NAMES, EMBEDDED_DATASETS, IMAGE_FOLDER
-from trainables.data.paper import ImageListSplit, load_paper_split
+from trainables.data.paper import ImageListSplit
 from trainables.data.readable import unreadable_images
+from trainables.data.specs import DataRequest, data_root_hint, dataset_spec
 from trainables.data.subsample import balanced_subsample, stratified_split
-from trainables.data.synthetic import NOVEL_SHAPES
+from trainables.data.synthetic import NOVEL_SHAPES, generate_shapes
 from trainables.data.synthetic import NUM_CLASSES as SYNTHETIC_CLASSES
-from trainables.data.synthetic import generate_shapes
 from trainables.data.tensors import TensorImageDataset
 from trainables.errors import UserError
 
@@ -76,11 +73,6 @@ class TransferData:
         return self.val if name == "val" else self.test
 
 
-def check_dataset_name(name: str) -> None:
-    if name not in DATASET_NAMES:
-        raise UserError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")
-
-
 def split_indices(labels: Sequence[int], fraction: float, seed: int, val_fraction: float,
                   official_val: Sequence[int] = ()) -> tuple[list[int], list[int]]:
     """(training indices kept, validation indices) into the official training split: validation first (fixed
@@ -103,32 +95,50 @@ def build_transfer_data(name: str, data_root: str | Path | None = None, fraction
                         cache_dir: str | None = None) -> TransferData:
     """The task's train split (augmented, `fraction` of each class kept), validation and test splits; image files
     that do not decode are left out first with `skip_unreadable_images` (see load_image_split)."""
-    check_dataset_name(name)
-    if name == "digits":
-        split = digits_split()
-        # No flips: mirrored digits change meaning.
-        return _tensor_task(name, 10, split.train_images, split.train_labels, split.test_images, split.test_labels,
-                            v2.RandomCrop(DIGITS_IMAGE_SIZE, padding=2), fraction, seed, val_fraction)
-    if name == "novel_shapes":
-        return novel_shapes_task(fraction, seed, val_fraction)
-    if name == "synthetic":
-        images, labels = generate_shapes(synthetic_images, SYNTHETIC_TRAIN_SEED, SYNTHETIC_IMAGE_SIZE)
-        test_images, test_labels = generate_shapes(SYNTHETIC_TEST_IMAGES, SYNTHETIC_TEST_SEED, SYNTHETIC_IMAGE_SIZE)
-        augment = v2.Compose([v2.RandomCrop(SYNTHETIC_IMAGE_SIZE, padding=2), v2.RandomHorizontalFlip()])
-        return _tensor_task(name, SYNTHETIC_CLASSES, images, labels, test_images, test_labels, augment, fraction,
-                            seed, val_fraction)
-    split = load_image_split(name, data_root, skip_unreadable=skip_unreadable_images, cache_dir=cache_dir)
+    spec = dataset_spec(name)
+    request = DataRequest(name, data_root, fraction, seed, val_fraction, synthetic_images, skip_unreadable_images,
+                          cache_dir)
+    if not spec.needs_data_root:
+        return spec.load_function()(request)
+    return image_files_data(request)
+
+
+def image_files_data(request: DataRequest) -> TransferData:
+    """An IMAGE_FILES dataset's splits: its loader's lists, validation carved, `fraction` kept, the paper's
+    image transforms."""
+    split = load_image_split(request.name, request.data_root, skip_unreadable=request.skip_unreadable_images,
+                             cache_dir=request.cache_dir)
     train_transform, test_transform = paper_transforms()
     items = split.train
-    kept, val = split_indices([label for _, label in items], fraction, seed, val_fraction,
+    kept, val = split_indices([label for _, label in items], request.fraction, request.seed, request.val_fraction,
                               _positions(items, split.official_val))
 
     def images(indices: list[int], transform) -> ImageListDataset:
         return ImageListDataset([items[i] for i in indices], transform)
 
-    return TransferData(name, len(split.classes), images(kept, train_transform),
+    return TransferData(request.name, len(split.classes), images(kept, train_transform),
                         images(val, test_transform) if val else None, ImageListDataset(split.test, test_transform),
                         images(kept, test_transform), split.skipped)
+
+
+def digits_data(request: DataRequest) -> TransferData:
+    split = digits_split()
+    # No flips: mirrored digits change meaning.
+    return _tensor_task(request.name, 10, split.train_images, split.train_labels, split.test_images,
+                        split.test_labels, v2.RandomCrop(DIGITS_IMAGE_SIZE, padding=2), request.fraction,
+                        request.seed, request.val_fraction)
+
+
+def novel_shapes_data(request: DataRequest) -> TransferData:
+    return novel_shapes_task(request.fraction, request.seed, request.val_fraction)
+
+
+def synthetic_data(request: DataRequest) -> TransferData:
+    images, labels = generate_shapes(request.synthetic_images, SYNTHETIC_TRAIN_SEED, SYNTHETIC_IMAGE_SIZE)
+    test_images, test_labels = generate_shapes(SYNTHETIC_TEST_IMAGES, SYNTHETIC_TEST_SEED, SYNTHETIC_IMAGE_SIZE)
+    augment = v2.Compose([v2.RandomCrop(SYNTHETIC_IMAGE_SIZE, padding=2), v2.RandomHorizontalFlip()])
+    return _tensor_task(request.name, SYNTHETIC_CLASSES, images, labels, test_images, test_labels, augment,
+                        request.fraction, request.seed, request.val_fraction)
 
 
 def novel_shapes_task(fraction: float, seed: int, val_fraction: float, train_per_class: int = NOVEL_TRAIN_PER_CLASS,
@@ -157,8 +167,7 @@ def _positions(items: Sequence[tuple[Path, int]], subset: Sequence[tuple[Path, i
 def dataset_summary(name: str, data_root: str | Path | None = None, fraction: float = 1.0, seed: int = 0, *,
                     val_fraction: float) -> dict:
     """Class and image counts per split after checking the layout; decodes no image."""
-    check_dataset_name(name)
-    if name in EMBEDDED_DATASETS:
+    if not dataset_spec(name).needs_data_root:
         data = build_transfer_data(name, fraction=fraction, seed=seed, val_fraction=val_fraction)
         return {"dataset": name, "classes": data.num_classes, "train": len(data.train),
                 "val": len(data.val) if data.val is not None else 0, "test": len(data.test)}
@@ -176,7 +185,7 @@ def load_image_split(name: str, data_root: str | Path | None, *, skip_unreadable
     the same lists (the verdict is cached: trainables.data.readable)."""
     if not data_root:
         raise UserError(f"dataset {name!r} needs --data-root: {data_root_hint(name)}")
-    split = load_imagefolder_split(data_root) if name == IMAGE_FOLDER else load_paper_split(name, data_root)
+    split = dataset_spec(name).load_function()(name, data_root)
     if not skip_unreadable:
         return split
     unreadable = {item.path for item in unreadable_images(_image_paths(split), cache_dir, f"the {name} images")}
@@ -208,10 +217,3 @@ def check_images_decode(name: str, data_root: str | Path | None, *, skip_unreada
 
 def _image_paths(split: ImageListSplit) -> list[Path]:
     return [path for path, _ in split.train + split.test]
-
-
-def data_root_hint(name: str) -> str:
-    """What --data-root holds for dataset `name`."""
-    if name == IMAGE_FOLDER:
-        return f"the folder holding train/ and test/ ({IMAGE_FOLDER_LAYOUT})"
-    return "the folder its official archive was unpacked in"
