@@ -14,7 +14,8 @@ import pytest
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from benchmarks.early_stopping import hypervolume, main as replay_main, read_grid, replay
+from benchmarks.early_stopping import hypervolume, read_grid, replay
+from benchmarks.early_stopping import main as replay_main
 from trainables.errors import UserError
 from tuner.mo_asha import MultiObjectiveASHA, crowding_distances, front_numbers
 from tuner.run_dir import ROBUSTNESS_TABLE, write_rows
@@ -161,6 +162,9 @@ def test_trials_mo_asha_stops_reach_optuna_as_pruned_the_others_as_complete(tmp_
     assert len(rows) == 6 and all(row["val_asr"] is not None for row in rows)  # ASR reported despite --no-attack
     stopped = {row["trial_id"] for row in rows if row["stopped_early"]}
     assert stopped and len(stopped) < len(rows)
+    # trials stopped before their first checkpoint are in the table without one, and Ray does not say so twice
+    assert any(row["best_checkpoint"] is None for row in rows if row["trial_id"] in stopped)
+    assert "No checkpoints have been found" not in result.stdout + result.stderr
     search = PruningOptunaSearch()
     search.restore_from_dir(str(tmp_path / "mo"))  # the searcher state Tune saved for --resume
     states = {trial_id: search._ot_study.trials[ot_trial.number].state

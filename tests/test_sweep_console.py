@@ -65,8 +65,35 @@ def test_live_status_in_a_log_is_one_plain_line_per_change(monkeypatch):
     assert progress_lines == ["[0/2 done, 2 running] t1 5/10 val clean 40.00% val ASR 20.00%",
                               "[0/2 done, 2 running] t2 10/10 val clean 30.00%"]
     assert lines[-2].startswith("[1/2 done] t1 method=delta lambda_feat=0.1 finished: val clean 50.00% val ASR "
-                                "20.00% | best so far 50.00% (t1")
+                                "20.00% | best finished 50.00% (t1")
     assert lines[-1].startswith("[2/2 done] t2 method=delta lambda_feat=0.1 FAILED: val clean 30.00%")
+
+
+def test_best_so_far_counts_finished_trials_only_so_it_never_falls(monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "console", lambda: log)
+    status = LiveStatus({"lambda_feat"}, 3, "val")
+    leader, stopped, finisher = trial("t1"), trial("t2"), trial("t3")
+    trials = [leader, stopped, finisher]
+    for each in trials:
+        status.on_trial_start(0, trials, each)
+        each.status = Trial.RUNNING
+    leader.last_result = {"iteration": 5, "total_iters": 10, "val_acc": 90.0}  # an interim number
+    status.on_trial_result(0, trials, leader, leader.last_result)
+    stopped.last_result = {"iteration": 5, "total_iters": 10, "val_acc": 80.0}
+    status.on_trial_result(0, trials, stopped, stopped.last_result)
+    status.on_trial_complete(0, trials, stopped)  # stopped early by the scheduler: not a result
+    stopped.status = Trial.TERMINATED
+    finisher.last_result = {"iteration": 10, "total_iters": 10, "val_acc": 60.0}
+    status.on_trial_result(0, trials, finisher, finisher.last_result)
+    status.on_trial_complete(0, trials, finisher)
+    finisher.status = Trial.TERMINATED
+    leader.last_result = {"iteration": 10, "total_iters": 10, "val_acc": 70.0}
+    status.on_trial_result(0, trials, leader, leader.last_result)
+    status.on_trial_complete(0, trials, leader)
+    bests = [line.split("| best finished ")[1] for line in log.getvalue().splitlines() if "done]" in line
+             and "| best finished" in line]
+    assert [best.split(" (")[0] for best in bests] == ["none yet", "60.00%", "70.00%"]
 
 
 def test_a_resumed_sweep_counts_the_trials_ended_before(monkeypatch):
@@ -140,6 +167,18 @@ def test_console_shows_progress_and_ray_output_is_in_the_log(tiny_sweep):
     assert sum(" started" in line for line in lines) == 3 and sum(" finished:" in line for line in lines) == 3
     assert lines[-1].startswith(f"run directory {storage / 'tiny'}: ") and lines[-1].endswith(" MB")
     assert "Configuration for experiment" in (storage / "tiny" / RAY_LOG).read_text()
+
+
+@pytest.mark.slow
+def test_a_single_trial_command_keeps_rays_output_in_its_run_directory(tmp_path):
+    command = [sys.executable, "-m", "tuner.train", "--storage", str(tmp_path), "--name", "one", *TINY,
+               "--method", "finetune", "--iters", "6"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not any(chatter in result.stdout + result.stderr for chatter in RAY_CHATTER + ("View detailed results",))
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("finetune on digits: val_acc ") and lines[1].startswith(f"checkpoint: {tmp_path}")
+    assert len(lines) == 2 and "View detailed results" in (tmp_path / "one" / RAY_LOG).read_text()
 
 
 @pytest.mark.slow

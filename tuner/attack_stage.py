@@ -54,9 +54,9 @@ def candidates(run_dir: str | Path) -> list[Candidate]:
     analysis = ExperimentAnalysis(run_dir)
     found = []
     for trial in analysis.trials:
-        checkpoint = analysis.get_last_checkpoint(trial)
-        if checkpoint is None:
+        if trial.checkpoint is None:  # stopped before its first checkpoint (asked, Ray would log an error)
             continue
+        checkpoint = analysis.get_last_checkpoint(trial)
         last = trial.last_result or {}
         config = resolve_config(trial.config)
         accuracy, asr = selection_metrics(config.selection_split)

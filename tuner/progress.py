@@ -1,5 +1,6 @@
 """The sweep's live console: which trials run, how far they are, their latest selection-split numbers, how
-many finished and the best so far.
+many finished and the best so far (among trials that finished their schedule: what selection can choose, so
+it only ever rises; a running trial's interim number, or an early-stopped trial's, is not a result).
 
 On a terminal one status line is redrawn in place and each finished trial leaves one permanent line; in a
 log file or a pipe every change is one plain line with no escape codes: a trial started or ended, and a running
@@ -47,7 +48,7 @@ class LiveStatus(Callback):
         self.running: dict[str, Trial] = {}
         self.done = 0  # from the trials' statuses, so a resumed sweep counts the trials finished before
         self.logged_at: dict[str, float] = {}  # when each trial's progress was last written to a log
-        self.latest: dict[str, tuple[float, Trial]] = {}  # each trial's last accuracy: what selection will see
+        self.finished: dict[str, tuple[float, Trial]] = {}  # each finished, not stopped trial's last accuracy
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
         self.done = ended(trials)
@@ -57,13 +58,15 @@ class LiveStatus(Callback):
     def on_trial_result(self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info) -> None:
         self.done = ended(trials)
         self.running[trial.trial_id] = trial
-        self._consider_best(trial, result)
         now = time.monotonic()
         if is_terminal(console()) or now - self.logged_at.get(trial.trial_id, -math.inf) >= LOG_INTERVAL_S:
             self.logged_at[trial.trial_id] = now
             self._changed(f"{trial.trial_id} {self._progress(trial, result)}")
 
     def on_trial_complete(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
+        result = trial.last_result or {}
+        if result.get(self.accuracy) is not None and not stopped_early(result):
+            self.finished[trial.trial_id] = (result[self.accuracy], trial)
         self._ended(trials, trial, "finished")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info) -> None:
@@ -80,7 +83,7 @@ class LiveStatus(Callback):
         result = trial.last_result or {}
         stopped = " (stopped early)" if stopped_early(result) else ""
         line = (f"[{self.done}/{self._total()} done] {trial.trial_id} {describe(trial.config, self.swept)} "
-                f"{outcome}{stopped}: {self._scores(result)} | best so far {self._best_text()}")
+                f"{outcome}{stopped}: {self._scores(result)} | best finished {self._best_text()}")
         if is_terminal(console()):
             self._write(f"{CLEAR_LINE}{line}\n{self._status_line()}")
         else:
@@ -95,7 +98,8 @@ class LiveStatus(Callback):
     def _status_line(self) -> str:
         running = " · ".join(f"{trial.trial_id} {self._progress(trial, trial.last_result or {})}"
                              for trial in self.running.values())
-        line = f"[{self.done}/{self._total()} done, {len(self.running)} running] {running} | best {self._best_text()}"
+        line = (f"[{self.done}/{self._total()} done, {len(self.running)} running] {running} "
+                f"| best finished {self._best_text()}")
         width = shutil.get_terminal_size().columns - 1
         return line if len(line) <= width else line[:width - 1] + "…"
 
@@ -110,14 +114,10 @@ class LiveStatus(Callback):
         text = f"{self.split} clean {result[self.accuracy]:.2f}%"
         return text + (f" {self.split} ASR {result[self.asr]:.2f}%" if self.asr in result else "")
 
-    def _consider_best(self, trial: Trial, result: dict) -> None:
-        if result.get(self.accuracy) is not None:
-            self.latest[trial.trial_id] = (result[self.accuracy], trial)
-
     def _best_text(self) -> str:
-        if not self.latest:
+        if not self.finished:
             return "none yet"
-        accuracy, trial = max(self.latest.values(), key=lambda entry: entry[0])
+        accuracy, trial = max(self.finished.values(), key=lambda entry: entry[0])
         return f"{accuracy:.2f}% ({trial.trial_id} {describe(trial.config, self.swept)})"
 
     def _total(self) -> int | str:

@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from trainables.cache import cache_root
+from tuner.run_dir import RAY_LOG, is_uri, join
+
 _console: TextIO | None = None
 
 
@@ -30,6 +33,13 @@ def _console_copy() -> TextIO:
     except (AttributeError, OSError, ValueError):
         pass
     return sys.stdout
+
+
+def ray_log_file(storage: str, name: str) -> Path:
+    """Where a command's Ray output goes: RUN_DIR/ray.log, or a local file named after the run beside a remote
+    run directory."""
+    run_dir = join(storage, name)
+    return cache_root() / "logs" / f"{name}.log" if is_uri(run_dir) else Path(run_dir) / RAY_LOG
 
 
 @contextmanager

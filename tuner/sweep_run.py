@@ -18,7 +18,6 @@ from ray.tune.search.optuna import OptunaSearch
 
 from trainables.adversarial_set import AdversarialSetSpec, adversarial_set
 from trainables.attack_presets import attack_config
-from trainables.cache import cache_root
 from trainables.config import selection_metrics
 from trainables.errors import UserError
 from trainables.methods import get_method
@@ -31,18 +30,34 @@ from tuner.cluster_address import check_reachable
 from tuner.dry_run import plan_summary, resolve_auto_gpus
 from tuner.mo_asha import MultiObjectiveASHA
 from tuner.progress import LiveStatus
-from tuner.ray_output import ray_output_to
+from tuner.ray_output import ray_log_file, ray_output_to
 from tuner.recipes import RECIPE_ATTACK_PRESET
 from tuner.refit import chosen_configurations, refit_tuner
 from tuner.report_build import build_report
 from tuner.report_render import front_digest
+from tuner.run_dir import (
+    REFIT_EXPERIMENT,
+    ROBUSTNESS_TABLE,
+    SWEEP_RECORD,
+    TRIALS_TABLE,
+    StorageError,
+    human_size,
+    join,
+    location,
+    package_versions,
+    read_json,
+    read_rows,
+    remove,
+    run_name,
+    size_in_bytes,
+    storage_failure,
+    storage_problem,
+    write_json,
+    write_rows,
+)
 from tuner.run_lock import LOCK_FILES, sweep_locks
-from tuner.run_dir import (RAY_LOG, REFIT_EXPERIMENT, ROBUSTNESS_TABLE, SWEEP_RECORD, TRIALS_TABLE, StorageError,
-                           human_size, is_uri, join, location, package_versions, read_json, read_rows, remove,
-                           run_name, size_in_bytes, storage_failure, storage_problem, write_json, write_rows)
 from tuner.sweep_plan import Plan, plans_for, selects_on_asr
 from tuner.trials_table import trial_rows, unfinished
-
 
 # Without early stopping, a preempted trial loses at most this much beyond its `checkpoint_every`; checkpointing
 # more often costs disk writes and, with num_to_keep, a forced experiment snapshot each.
@@ -276,15 +291,6 @@ def check_storage(error: BaseException, args: argparse.Namespace, planned: Plan,
                            f"--storage {storage}")
 
 
-def ray_log_file(args: argparse.Namespace, storage: str, name: str) -> Path | None:
-    """Where Ray's own output goes: RUN_DIR/ray.log (a local file beside a remote run directory); None with
-    --verbose, which leaves it on the console."""
-    if args.verbose:
-        return None
-    run_dir = join(storage, name)
-    return cache_root() / "logs" / f"{name}.log" if is_uri(run_dir) else Path(run_dir) / RAY_LOG
-
-
 def start_ray(args: argparse.Namespace, ray_log: Path | None) -> None:
     """Ray for this process, started once: a second sweep in the same Python process reuses it."""
     if ray.is_initialized():
@@ -359,7 +365,7 @@ def run_sweep_args(args: argparse.Namespace) -> SweepOutcome:
 def _locked_sweep(args: argparse.Namespace, plans: list[Plan], storage: str) -> SweepOutcome:
     for planned in plans:
         prepare_run_dir(args, join(storage, planned.name))
-    ray_log = ray_log_file(args, storage, plans[0].name)
+    ray_log = None if args.verbose else ray_log_file(storage, plans[0].name)
     start_ray(args, ray_log)
     outcome = SweepOutcome()
     for planned in plans:

@@ -3,6 +3,7 @@
     python -m tuner.train --method renofeation [--dataset digits] [--iters N] [--set key=value ...]
 
 The same trial flags and resource flags as tuner.sweep; torch and Ray are imported only once there is work.
+Ray's own output goes to RUN_DIR/ray.log as a sweep's does (--verbose keeps it on the console).
 """
 import argparse
 import time
@@ -22,6 +23,8 @@ def command_parser() -> OneLineErrorParser:
     add_resource_arguments(parser)
     parser.add_argument("--storage", default=str(Path("runs").resolve()), help="absolute path or URI for results")
     parser.add_argument("--name", help="run name (default: <method>-<dataset>-<time>)")
+    parser.add_argument("--verbose", action="store_true", help="Ray's own output on the console too, not only "
+                                                               "in RUN_DIR/ray.log")
     return parser
 
 
@@ -57,20 +60,24 @@ def run_trial(args: argparse.Namespace, config: dict):
     from ray import tune
 
     from trainables.trainable import transfer_trainable
+    from tuner.ray_output import ray_log_file, ray_output_to
 
     name = args.name or f"{args.method}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.address:
         check_reachable(args.address)
-        ray.init(address=args.address, configure_logging=False, log_to_driver=False)
-    else:
-        ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False)
-    tuner = tune.Tuner(
-        tune.with_resources(transfer_trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}),
-        param_space=config,
-        run_config=tune.RunConfig(name=name, storage_path=args.storage, verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
-    )
-    return tuner.fit()[0]
+    ray_log = None if args.verbose else ray_log_file(args.storage, name)
+    with ray_output_to(ray_log):
+        if args.address:
+            ray.init(address=args.address, configure_logging=False, log_to_driver=False)
+        else:
+            ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False)
+        tuner = tune.Tuner(
+            tune.with_resources(transfer_trainable, {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}),
+            param_space=config,
+            run_config=tune.RunConfig(name=name, storage_path=args.storage, verbose=0,
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        )
+        return tuner.fit()[0]
 
 
 def main(argv: list[str] | None = None) -> None:

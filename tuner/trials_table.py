@@ -16,7 +16,8 @@ def trial_rows(analysis: ExperimentAnalysis) -> list[dict]:
         last = trial.last_result or {}
         config = resolve_config(trial.config)
         accuracy, asr = selection_metrics(config.selection_split)
-        best_checkpoint = analysis.get_best_checkpoint(trial, metric=accuracy, mode="max")
+        # A trial stopped before its first checkpoint has none; asked, Ray would log an error for it.
+        best_checkpoint = analysis.get_best_checkpoint(trial, metric=accuracy, mode="max") if trial.checkpoint else None
         rows.append({
             "trial_id": trial.trial_id,
             "status": trial.status,
