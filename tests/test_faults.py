@@ -20,8 +20,8 @@ from trainables.errors import UserError
 from tuner import run_dir as run_dir_module
 from tuner.run_dir import StorageError, read_rows, write_rows
 from tuner.run_lock import FINAL_STAGE_LOCK, SWEEP_LOCK, final_stage_lock, sweep_locks
-from tuner.sweep import parse_args
-from tuner.sweep_run import run_sweep_args
+from tuner.sweep import parse_settings
+from tuner.sweep_run import run_sweep_settings
 
 DELTA_GRID = ["--space", "lambda_feat", "--method", "delta", "--no-attack", "--num-cpus", "1"]
 
@@ -182,9 +182,9 @@ def test_a_full_then_read_only_storage_is_one_line_and_resume_finishes_once_ther
 # --- 3. the driver killed before any trial started -----------------------------------------------------------------
 
 def test_resume_where_no_sweep_recorded_its_settings_says_what_to_run(tmp_path):
-    args = parse_args(["--resume", "--name", "gone", "--storage", str(tmp_path)])
+    settings = parse_settings(["--resume", "--name", "gone", "--storage", str(tmp_path)])
     with pytest.raises(UserError, match="run the same command again without --resume"):
-        run_sweep_args(args)
+        run_sweep_settings(settings)
 
 
 @pytest.mark.slow  # two sweeps, one killed while its source model pretrains

@@ -25,9 +25,9 @@ from trainables.errors import UserError
 from trainables.methods import METHODS
 from tuner.cli import run_cli
 from tuner.run_dir import SWEEP_RECORD, join, location
-from tuner.sweep import check_args, command_parser, main, parse_args
+from tuner.sweep import command_parser, main, parse_args, settings_from
 from tuner.sweep_plan import Plan, plans_for
-from tuner.sweep_run import resumed_args
+from tuner.sweep_run import resumed_settings
 
 EMBEDDED_DATASETS = tuple(name for name, spec in DATASETS.items() if not spec.needs_data_root)
 
@@ -43,16 +43,17 @@ def fuzzing(ci_examples: int) -> settings:
 
 def dry_run_plans(argv: list[str]) -> list[Plan]:
     """What `python -m tuner.sweep ARGV` does up to its plans (tuner.sweep.main, then tuner.sweep_run's
-    run_sweep_args before a dry run measures training steps); [] for --list-spaces and --show-space, which print."""
+    run_sweep_settings before a dry run measures training steps); [] for --list-spaces and --show-space, which
+    print."""
     args = parse_args(argv)
     if args.list_spaces or args.show_space:
         main(argv)  # prints and returns before any work
         return []
-    check_args(args)
-    storage = location(args.storage)
-    if args.resume:
-        args = resumed_args(args, join(storage, args.name))
-    return plans_for(args)
+    settings = settings_from(args)
+    storage = location(settings.storage)
+    if settings.resume:
+        settings = resumed_settings(settings, join(storage, settings.name))
+    return plans_for(settings)
 
 
 def one_line_user_errors(argv: list[str]) -> None:

@@ -1,7 +1,6 @@
 """`--gpus-per-trial auto`: the packing model against the measured H200 profiles of benchmarks/README.md
 ("Trials per GPU", "Mixed precision on CUDA", 2026-11-26), its edge cases, and the flag's way through the sweep
 and the dry run on a machine without a GPU (measurements faked where a GPU would measure)."""
-import argparse
 import json
 import subprocess
 import sys
@@ -23,7 +22,8 @@ from tuner.gpu_packing import (
     heaviest,
     predicted_speedup,
 )
-from tuner.sweep import check_args, parse_args
+from tuner.settings import SweepSettings
+from tuner.sweep import parse_settings
 from tuner.sweep_plan import plans_for
 
 H200 = 139 * GIB  # what torch reports for an H200 (143,771 MiB), rounded down
@@ -142,13 +142,12 @@ QUICK = ["--space", "lambda_feat_quick", "--dataset", "digits"]
 
 
 def test_sweep_takes_auto_and_numbers_and_names_anything_else(tmp_path):
-    args = parse_args([*QUICK, "--gpus-per-trial", "auto"])
-    check_args(args)
-    assert args.gpus_per_trial == "auto" and parse_args(["--gpus-per-trial", "0.25"]).gpus_per_trial == 0.25
+    settings = parse_settings([*QUICK, "--gpus-per-trial", "auto"])
+    assert settings.gpus_per_trial == "auto" and parse_settings(["--gpus-per-trial", "0.25"]).gpus_per_trial == 0.25
     with pytest.raises(UserError, match=r"argument --gpus-per-trial: 'some' is neither a number nor auto"):
-        parse_args(["--gpus-per-trial", "some"])
+        parse_settings(["--gpus-per-trial", "some"])
     with pytest.raises(UserError, match="--gpus-per-trial inf must be a finite number"):
-        check_args(parse_args(["--gpus-per-trial", "inf"]))
+        parse_settings(["--gpus-per-trial", "inf"])
 
 
 def test_train_runs_one_trial_and_refuses_auto_in_one_line():
@@ -174,10 +173,9 @@ def fake_measure(profile: GpuProfile | None):
     return measure_step
 
 
-def quick_args(*flags: str) -> tuple[argparse.Namespace, list]:
-    args = parse_args([*QUICK, "--iters", "10", "--num-cpus", "16", *flags])
-    check_args(args)
-    return args, plans_for(args)
+def quick_args(*flags: str) -> tuple[SweepSettings, list]:
+    settings = parse_settings([*QUICK, "--iters", "10", "--num-cpus", "16", *flags])
+    return settings, plans_for(settings)
 
 
 def test_without_a_gpu_auto_is_one_error_line_before_anything_is_measured(monkeypatch):
@@ -193,7 +191,7 @@ def test_without_a_gpu_auto_is_one_error_line_before_anything_is_measured(monkey
 
 def test_auto_resolves_to_the_chosen_fraction_and_sweep_json_keeps_it(monkeypatch, capsys, tmp_path):
     from tuner.run_dir import write_json
-    from tuner.sweep_run import resumed_args, sweep_record
+    from tuner.sweep_run import resumed_settings, sweep_record
     monkeypatch.setattr(dry_run.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(dry_run, "measure_step", fake_measure(RESNET18_224))
     args, plans = quick_args("--gpus-per-trial", "auto")
@@ -202,8 +200,8 @@ def test_auto_resolves_to_the_chosen_fraction_and_sweep_json_keeps_it(monkeypatc
     assert capsys.readouterr().out.startswith("auto: 2 trials per GPU — 69 % busy alone, 2.2 GiB each of 139 GiB")
     write_json(sweep_record(resolved, "lambda_feat_quick", str(tmp_path / "old")), str(tmp_path / "old" /
                                                                                       "sweep.json"))
-    again = parse_args(["--resume", "--name", "old", "--storage", str(tmp_path), "--gpus-per-trial", "auto"])
-    assert resumed_args(again, str(tmp_path / "old")).gpus_per_trial == 0.5  # --resume does not measure again
+    again = parse_settings(["--resume", "--name", "old", "--storage", str(tmp_path), "--gpus-per-trial", "auto"])
+    assert resumed_settings(again, str(tmp_path / "old")).gpus_per_trial == 0.5  # --resume does not measure again
 
 
 def test_the_dry_run_prints_the_recommendation(monkeypatch):

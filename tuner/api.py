@@ -11,16 +11,14 @@ Keyword arguments are the command's flags with `_` for `-` (`cpus_per_trial=0.5`
 a mistake raises `trainables.errors.UserError` with the command's one-line message. Call it as often as you
 like in one process: Ray is started once and reused. An interrupted sweep raises `SweepInterrupted`.
 """
-import argparse
 from dataclasses import dataclass
 
 import pandas as pd
 from ray.tune import ResultGrid
 
-from trainables.errors import UserError
 from tuner.run_dir import ROBUSTNESS_TABLE, TRIALS_TABLE, join, read_rows
-from tuner.sweep import check_args, parse_args
-from tuner.sweep_run import SweepInterrupted, run_sweep_args
+from tuner.settings import SweepSettings
+from tuner.sweep_run import SweepInterrupted, run_sweep_settings
 
 __all__ = ["SweepResult", "SweepInterrupted", "run_sweep", "sweep_settings", "load_tables"]
 
@@ -35,27 +33,9 @@ class SweepResult:
     summary: dict | None
 
 
-def sweep_settings(**settings) -> argparse.Namespace:
-    """The command's defaults with `settings` applied, checked the way the command checks its flags."""
-    args = parse_args([])
-    assignments = settings.pop("set", {}) or {}
-    unknown = sorted(set(settings) - set(vars(args)))
-    if unknown:
-        raise UserError(f"run_sweep() got an unknown setting {unknown[0]!r}; allowed: {', '.join(sorted(vars(args)))}")
-    args = parse_args(_as_flags({**vars(args), **settings}) + [f"--set={k}={v}" for k, v in assignments.items()])
-    check_args(args)
-    return args
-
-
-def _as_flags(values: dict) -> list[str]:
-    """Settings back into flags, so the parser's choices and types check API calls exactly like the CLI."""
-    flags = []
-    for key, value in values.items():
-        if value is None or value is False or key == "set":
-            continue
-        flag = "--" + key.replace("_", "-")
-        flags += [flag] if value is True else [f"{flag}={value}"]
-    return flags
+def sweep_settings(**settings) -> SweepSettings:
+    """The command's defaults with `settings` applied, checked where the command's flags are checked."""
+    return SweepSettings.from_keywords(**settings)
 
 
 def load_tables(run_dirs: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -68,6 +48,6 @@ def load_tables(run_dirs: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def run_sweep(**settings) -> SweepResult:
-    outcome = run_sweep_args(sweep_settings(**settings))
+    outcome = run_sweep_settings(sweep_settings(**settings))
     trials, robustness = load_tables(outcome.run_dirs)
     return SweepResult(outcome.run_dirs, trials, robustness, outcome.result_grids, outcome.report, outcome.summary)

@@ -6,14 +6,13 @@ turned into CPU- or GPU-hours; and the disk the checkpoints take (one full resum
 the evaluation model alone per finished one). On a GPU, also how many trials to pack per GPU
 (`--gpus-per-trial auto`, tuner.gpu_packing), which the sweep resolves here before Ray starts.
 """
-import argparse
 import contextlib
 import gc
 import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -24,6 +23,7 @@ from trainables.trial import prepare_run
 from tuner.cli import GPUS_AUTO
 from tuner.gpu_packing import GpuChoice, GpuProfile, busy_share, choose_trials_per_gpu, gpu_seconds_per_step, heaviest
 from tuner.run_dir import human_size
+from tuner.settings import SweepSettings
 from tuner.sweep_plan import Plan
 
 TIMED_STEPS = 3
@@ -123,33 +123,33 @@ def _endless(loader: torch.utils.data.DataLoader) -> Iterator:
         yield from loader
 
 
-def trial_iterations(planned: Plan, args: argparse.Namespace) -> list[tuple[TrialConfig, int]]:
+def trial_iterations(planned: Plan, settings: SweepSettings) -> list[tuple[TrialConfig, int]]:
     """(config, iterations) per trial: exact for a grid; sampled searches are bounded by the longest corner."""
-    if args.search == "grid":
-        return [(config, config.total_iters) for config in planned.configs] * args.num_samples
+    if settings.search == "grid":
+        return [(config, config.total_iters) for config in planned.configs] * settings.num_samples
     longest = max(planned.configs, key=lambda config: config.total_iters)
     return [(longest, longest.total_iters)] * planned.expected_trials
 
 
-def part_summary(args: argparse.Namespace, planned: Plan) -> list[str]:
-    trials = trial_iterations(planned, args)
+def part_summary(settings: SweepSettings, planned: Plan) -> list[str]:
+    trials = trial_iterations(planned, settings)
     costs = {}
     for config, _ in trials:
         if config.method not in costs:
-            costs[config.method] = measure_step(config, args.cpus_per_trial, args.gpus_per_trial)
-    choice = packing_choice(args, costs)
-    gpus = choice.gpus_per_trial if choice and args.gpus_per_trial == GPUS_AUTO else args.gpus_per_trial
+            costs[config.method] = measure_step(config, settings.cpus_per_trial, settings.gpus_per_trial)
+    choice = packing_choice(settings, costs)
+    gpus = choice.gpus_per_trial if choice and settings.gpus_per_trial == GPUS_AUTO else settings.gpus_per_trial
     # Sampled searches are bounded by their longest corner; early stopping only ever shortens the grid's trials.
-    bound = "" if args.search == "grid" and args.scheduler == "fifo" else "at most "
-    lines = [f"sweep {planned.name}: space {planned.space.name}; {len(trials)} trials ({args.search} search, "
-             f"{args.scheduler} scheduler), selected on {planned.split}",
+    bound = "" if settings.search == "grid" and settings.scheduler == "fifo" else "at most "
+    lines = [f"sweep {planned.name}: space {planned.space.name}; {len(trials)} trials ({settings.search} search, "
+             f"{settings.scheduler} scheduler), selected on {planned.split}",
              f"  longest trial {planned.longest} iterations; {bound}{sum(i for _, i in trials)} training iterations"]
-    threads = max(1, int(args.cpus_per_trial))
+    threads = max(1, int(settings.cpus_per_trial))
     lines += [f"  {method}: {cost.seconds * 1000:.0f} ms per step measured here on {cost.device}, {threads} "
               f"thread{'s' if threads > 1 else ''}" for method, cost in costs.items()]
-    lines += [f"  {line}" for line in packing_lines(args, choice)]
-    lines.append("  " + compute_hours(args, trials, costs, gpus))
-    lines.append("  " + checkpoint_disk(args, trials, costs))
+    lines += [f"  {line}" for line in packing_lines(settings, choice)]
+    lines.append("  " + compute_hours(settings, trials, costs, gpus))
+    lines.append("  " + checkpoint_disk(settings, trials, costs))
     if planned.refit:  # how many depends on what validation chooses: each method's best and the Pareto set
         lines.append("  then --refit re-trains the configurations chosen on validation (each method's best per dataset "
                      "and the Pareto set, every seed) on training + validation images: a few more trials of the "
@@ -157,7 +157,7 @@ def part_summary(args: argparse.Namespace, planned: Plan) -> list[str]:
     return lines
 
 
-def compute_hours(args: argparse.Namespace, trials: list, costs: dict[str, StepCost], gpus: float | str) -> str:
+def compute_hours(settings: SweepSettings, trials: list, costs: dict[str, StepCost], gpus: float | str) -> str:
     seconds = sum(iterations * costs[config.method].seconds for config, iterations in trials)
     if wants_gpu(gpus) and {cost.device for cost in costs.values()} != {"cuda"}:
         return (f"GPU-hours: not measured (no GPU on this machine); on its CPUs the steps alone would take "
@@ -166,72 +166,73 @@ def compute_hours(args: argparse.Namespace, trials: list, costs: dict[str, StepC
         gpu_seconds = sum(iterations * gpu_seconds_per_step(costs[config.method].gpu, gpus)
                           for config, iterations in trials)
         return f"training steps: ~{gpu_seconds / 3600:.2f} GPU-hours at --gpus-per-trial {gpus:g}"
-    return f"training steps: ~{seconds * args.cpus_per_trial / 3600:.2f} CPU-hours (evaluation and attacks extra)"
+    return f"training steps: ~{seconds * settings.cpus_per_trial / 3600:.2f} CPU-hours (evaluation and attacks extra)"
 
 
-def packing_lines(args: argparse.Namespace, choice: GpuChoice | None) -> list[str]:
+def packing_lines(settings: SweepSettings, choice: GpuChoice | None) -> list[str]:
     """The dry run's word on --gpus-per-trial auto: its choice, or why it cannot choose here."""
     if choice is None:
         return ["auto: no GPU on this machine to measure a trial, so the sweep would stop; run the dry run on a GPU "
-                "machine or give --gpus-per-trial a number"] if args.gpus_per_trial == GPUS_AUTO else []
-    return [f"{'auto' if args.gpus_per_trial == GPUS_AUTO else '--gpus-per-trial auto would choose'}: {choice.reason}"]
+                "machine or give --gpus-per-trial a number"] if settings.gpus_per_trial == GPUS_AUTO else []
+    chooser = "auto" if settings.gpus_per_trial == GPUS_AUTO else "--gpus-per-trial auto would choose"
+    return [f"{chooser}: {choice.reason}"]
 
 
-def packing_choice(args: argparse.Namespace, costs: dict[str, StepCost]) -> GpuChoice | None:
+def packing_choice(settings: SweepSettings, costs: dict[str, StepCost]) -> GpuChoice | None:
     """Trials per GPU for these measured methods (which Ray packs together in any mix); None without a GPU."""
     profiles = [cost.gpu for cost in costs.values() if cost.gpu is not None]
-    return choose_trials_per_gpu(heaviest(profiles), trials_cap(args)) if profiles else None
+    return choose_trials_per_gpu(heaviest(profiles), trials_cap(settings)) if profiles else None
 
 
-def trials_cap(args: argparse.Namespace) -> int | None:
+def trials_cap(settings: SweepSettings) -> int | None:
     """At most this many trials can share one GPU: --max-concurrent, and a local Ray's CPU slots, over its GPUs
     (Ray spreads trials over them); None: no limit known (a cluster without --max-concurrent)."""
-    gpus = max(1, int(args.num_gpus or torch.cuda.device_count())) if not args.address else 1
-    caps = [math.ceil(args.max_concurrent / gpus)] if args.max_concurrent else []
-    slots = local_slots(args)
+    gpus = max(1, int(settings.num_gpus or torch.cuda.device_count())) if not settings.address else 1
+    caps = [math.ceil(settings.max_concurrent / gpus)] if settings.max_concurrent else []
+    slots = local_slots(settings)
     if slots is not None:
         caps.append(max(1, slots // gpus))
     return min(caps) if caps else None
 
 
-def resolve_auto_gpus(args: argparse.Namespace, plans: list[Plan]) -> argparse.Namespace:
+def resolve_auto_gpus(settings: SweepSettings, plans: list[Plan]) -> SweepSettings:
     """--gpus-per-trial auto, before Ray starts: the plans' heaviest trial of each method (largest batch), per
     dataset and backbone, measured alone on this machine's GPU; the choice printed as `auto: ...`; the settings
     with its number, which sweep.json records so that --resume reuses it."""
     if not torch.cuda.is_available():
-        cluster = "; with --address it measures on this machine, not on the cluster's GPUs" if args.address else ""
+        cluster = "; with --address it measures on this machine, not on the cluster's GPUs" if settings.address else ""
         raise UserError(f"--gpus-per-trial auto needs a GPU on this machine to measure a trial{cluster}; give a number")
     heaviest_configs = {}
     for config in (config for planned in plans for config in planned.configs):
         key = (config.method, config.dataset, config.data_root, config.arch)
         if key not in heaviest_configs or config.batch_size > heaviest_configs[key].batch_size:
             heaviest_configs[key] = config
-    costs = {str(key): measure_step(config, args.cpus_per_trial, GPUS_AUTO)
+    costs = {str(key): measure_step(config, settings.cpus_per_trial, GPUS_AUTO)
              for key, config in heaviest_configs.items()}
     torch.cuda.empty_cache()  # the measured trial's cached blocks go to the trials (the driver keeps its context)
-    choice = packing_choice(args, costs)
-    where = " (measured on this machine's GPU; the cluster's must be the same kind)" if args.address else ""
+    choice = packing_choice(settings, costs)
+    where = " (measured on this machine's GPU; the cluster's must be the same kind)" if settings.address else ""
     print(f"auto: {choice.reason}{where}", flush=True)
-    return argparse.Namespace(**{**vars(args), "gpus_per_trial": choice.gpus_per_trial})
+    return replace(settings, gpus_per_trial=choice.gpus_per_trial)
 
 
-def local_slots(args: argparse.Namespace) -> int | None:
+def local_slots(settings: SweepSettings) -> int | None:
     """How many trials a Ray started here runs at once (its CPUs / CPUs per trial); None on a cluster."""
-    if args.address:
+    if settings.address:
         return None
-    return max(1, int((args.num_cpus or os.cpu_count() or 1) // args.cpus_per_trial))
+    return max(1, int((settings.num_cpus or os.cpu_count() or 1) // settings.cpus_per_trial))
 
 
-def checkpoint_disk(args: argparse.Namespace, trials: list, costs: dict[str, StepCost]) -> str:
+def checkpoint_disk(settings: SweepSettings, trials: list, costs: dict[str, StepCost]) -> str:
     finished = sum(costs[config.method].model_bytes for config, _ in trials)
-    concurrent = min(len(trials), args.max_concurrent or len(trials), local_slots(args) or len(trials))
+    concurrent = min(len(trials), settings.max_concurrent or len(trials), local_slots(settings) or len(trials))
     running = concurrent * max(cost.resume_bytes for cost in costs.values())
     return (f"checkpoints: {human_size(finished)} once every trial finished (evaluation models only), up to "
             f"{human_size(finished + running)} while {concurrent} trials run")
 
 
-def plan_summary(args: argparse.Namespace, plans: list[Plan]) -> str:
+def plan_summary(settings: SweepSettings, plans: list[Plan]) -> str:
     lines = ["dry run: nothing was started"]
     for planned in plans:
-        lines += part_summary(args, planned)
+        lines += part_summary(settings, planned)
     return "\n".join(lines)

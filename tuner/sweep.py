@@ -9,12 +9,12 @@ stage attacks the checkpoints chosen by their validation numbers, scores them on
 report is written.
 RUN_DIR = STORAGE/NAME holds trials.parquet, robustness.parquet, sweep.json, ray.log, report/.
 
-This module is the command line alone and imports neither torch nor Ray (a quick --help); the work is in
-`tuner.sweep_run`, and `tuner.api.run_sweep` is the same sweep for Python callers.
+This module is the command line alone and imports neither torch nor Ray (a quick --help): it parses the flags
+into a `tuner.settings.SweepSettings`, validated there; the work is in `tuner.sweep_run`, and
+`tuner.api.run_sweep` builds the same settings for Python callers.
 """
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -22,22 +22,19 @@ from search_spaces import SPACES, SpaceError, get_space
 from trainables.errors import UserError
 from trainables.methods import METHODS
 from tuner.cli import (
-    GPUS_AUTO,
     SCHEDULERS,
     SEARCHES,
     OneLineErrorParser,
     add_attack_arguments,
     add_resource_arguments,
     add_trial_arguments,
-    check_min_accuracy,
     run_cli,
 )
 from tuner.recipes import RECIPES
+from tuner.settings import SweepSettings
 
-# Numeric flags whose given values must be > 0, and those that must be >= 0.
-POSITIVE_FLAGS = ("num_samples", "iters", "cpus_per_trial", "max_concurrent", "num_cpus", "budget", "step",
-                  "attack_iters", "top_k")
-NON_NEGATIVE_FLAGS = ("gpus_per_trial", "num_gpus")
+# The flags that inspect instead of sweeping: not settings of a sweep.
+INSPECTION_FLAGS = ("list_spaces", "show_space")
 
 
 def command_parser() -> OneLineErrorParser:
@@ -102,32 +99,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return command_parser().parse_args(argv)
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Flag values no parser type can check, each as one line."""
-    for flag in POSITIVE_FLAGS + NON_NEGATIVE_FLAGS:
-        if getattr(args, flag) != GPUS_AUTO:  # resolved to a number later, by measuring (tuner.dry_run)
-            check_number(flag, getattr(args, flag), positive=flag in POSITIVE_FLAGS)
-    gpus = args.gpus_per_trial
-    if gpus != GPUS_AUTO and gpus > 1 and gpus != int(gpus):
-        raise UserError(f"--gpus-per-trial {args.gpus_per_trial}: above 1 it must be a whole number")
-    if not 0 <= args.seed < 2**32:  # Optuna's sampler takes no other seed
-        raise UserError(f"--seed {args.seed} must be in [0, 2**32)")
-    if args.resume and not args.name:
-        raise UserError("--resume needs --name: the sweep to continue")
-    check_min_accuracy(args.min_accuracy)
-    if args.refit and args.no_attack:
-        raise UserError("--refit chooses on the final stage's validation numbers: it cannot run with --no-attack")
-    if args.resume and args.overwrite:
-        raise UserError("--resume continues a run and --overwrite replaces it: give one of them")
+def settings_from(args: argparse.Namespace) -> SweepSettings:
+    """The parsed flags as the sweep's settings, checked there (each mistake one line)."""
+    return SweepSettings(**{key: value for key, value in vars(args).items() if key not in INSPECTION_FLAGS})
 
 
-def check_number(flag: str, value: float | None, positive: bool) -> None:
-    """A given value is finite and > 0 (`positive`) or >= 0."""
-    name = f"--{flag.replace('_', '-')}"
-    if isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{name} {value} must be a finite number")
-    if value is not None and (value <= 0 if positive else value < 0):
-        raise UserError(f"{name} {value} must be {'>' if positive else '>='} 0")
+def parse_settings(argv: list[str] | None) -> SweepSettings:
+    return settings_from(parse_args(argv))
 
 
 def list_spaces() -> str:
@@ -150,10 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.list_spaces or args.show_space:
         print(list_spaces() if args.list_spaces else show_space(args.show_space))
         return
-    check_args(args)
-    from tuner.sweep_run import SweepInterrupted, run_sweep_args  # torch and Ray: only once there is work
+    settings = settings_from(args)
+    from tuner.sweep_run import SweepInterrupted, run_sweep_settings  # torch and Ray: only once there is work
     try:
-        run_sweep_args(args)
+        run_sweep_settings(settings)
     except SweepInterrupted as interrupted:
         print(interrupted, file=sys.stderr)
         raise SystemExit(130) from None

@@ -1,7 +1,6 @@
 """A sweep's plan, made and checked before Ray starts: its Tune param_space, every config it can produce, the
 trial count, the longest trial and the split trials are selected on. User mistakes surface here as one line.
 """
-import argparse
 import math
 import sys
 import time
@@ -16,6 +15,7 @@ from trainables.data.specs import dataset_spec
 from trainables.errors import UserError
 from tuner.cli import parse_assignments
 from tuner.recipes import REFIT_PROTOCOL, RecipePart, get_recipe
+from tuner.settings import SweepSettings
 from tuner.spaces import param_space
 
 SEARCH_PROTOCOL = "search"  # a sweep whose trials are selected among as they are (no refit)
@@ -27,21 +27,21 @@ ADVERSARIAL_SET_KEYS = ("dataset", "data_root", "arch", "weights", "source_image
                         "val_fraction")
 
 
-def config_defaults(args: argparse.Namespace) -> dict:
+def config_defaults(settings: SweepSettings) -> dict:
     """Values a space's own fixed values may replace."""
-    return {"dataset": args.dataset, "seed": args.seed}
+    return {"dataset": settings.dataset, "seed": settings.seed}
 
 
-def config_overrides(args: argparse.Namespace) -> dict:
+def config_overrides(settings: SweepSettings) -> dict:
     """Values the user gave explicitly: they win over a space's (or recipe's) fixed values."""
     config = {}
-    for key, value in (("data_root", args.data_root), ("arch", args.arch), ("weights", args.weights),
-                       ("fraction", args.fraction), ("iteration_budget", args.iters)):
+    for key, value in (("data_root", settings.data_root), ("arch", settings.arch), ("weights", settings.weights),
+                       ("fraction", settings.fraction), ("iteration_budget", settings.iters)):
         if value is not None:
             config[key] = value
-    if args.skip_unreadable_images:
+    if settings.skip_unreadable_images:
         config["skip_unreadable_images"] = True
-    return config | parse_assignments(args.set)
+    return config | parse_assignments(settings.set)
 
 
 def trial_configs(space: dict) -> list[dict]:
@@ -95,12 +95,12 @@ def selection_split(configs: list[TrialConfig]) -> str:
     return splits.pop()
 
 
-def selects_on_asr(args: argparse.Namespace) -> str | None:
+def selects_on_asr(settings: SweepSettings) -> str | None:
     """The flag that needs every trial's ASR at every evaluation (the searcher or the scheduler ranks trials on
     it), or None."""
-    if args.search == "optuna-mo":
+    if settings.search == "optuna-mo":
         return "--search optuna-mo"
-    return "--scheduler mo-asha" if args.scheduler == "mo-asha" else None
+    return "--scheduler mo-asha" if settings.scheduler == "mo-asha" else None
 
 
 def check_one_set_per_trial(values: dict, flag: str) -> None:
@@ -134,24 +134,24 @@ class Plan:
     protocol: str = SEARCH_PROTOCOL  # what sweep.json records: a search, a refit search, fixed recipe settings
 
 
-def plan(args: argparse.Namespace, space: SearchSpace, name: str, part: RecipePart | None = None) -> Plan:
+def plan(settings: SweepSettings, space: SearchSpace, name: str, part: RecipePart | None = None) -> Plan:
     """User mistakes in the space, the flags or the data surface here, as one line, before any work."""
-    values = param_space(space, args.search, config_defaults(args), args.method, config_overrides(args))
+    values = param_space(space, settings.search, config_defaults(settings), settings.method, config_overrides(settings))
     configs = [resolve_config(config) for config in trial_configs(values)]
     check_datasets(configs)
-    if needs_asr := selects_on_asr(args):
+    if needs_asr := selects_on_asr(settings):
         check_one_set_per_trial(values, needs_asr)
-    check_searcher_has_a_choice(values, args.search)
+    check_searcher_has_a_choice(values, settings.search)
     swa_swept = "swa" in space.parameters
     longest = max(config.iters + (config.swa_iters if config.swa or swa_swept else 0) for config in configs)
     grid_points = math.prod(len(v["grid_search"]) for v in values.values()
                             if isinstance(v, dict) and "grid_search" in v)
-    trials = args.num_samples * (grid_points if args.search == "grid" else 1)
+    trials = settings.num_samples * (grid_points if settings.search == "grid" else 1)
     if trials > MAX_CHECKED_CONFIGS:  # Tune keeps every trial in its experiment state; so does the dry run's plan
         raise UserError(f"{trials} trials: a sweep runs at most {MAX_CHECKED_CONFIGS}; lower --num-samples or the "
                         f"grid")
     split = selection_split(configs)
-    refit = part.refit if part is not None else args.refit
+    refit = part.refit if part is not None else settings.refit
     if refit and split != "val":
         raise UserError("--refit re-trains the configurations chosen on the validation split, and this sweep has "
                         "none (val_fraction = 0): drop --refit or give val_fraction > 0")
@@ -159,20 +159,20 @@ def plan(args: argparse.Namespace, space: SearchSpace, name: str, part: RecipePa
     return Plan(space, name, values, configs, trials, longest, split, refit, protocol)
 
 
-def sweep_parts(args: argparse.Namespace) -> list[tuple[SearchSpace, str, RecipePart | None]]:
+def sweep_parts(settings: SweepSettings) -> list[tuple[SearchSpace, str, RecipePart | None]]:
     """(space, run name, recipe part) per sweep to run: the space, or each part of the recipe."""
-    if args.recipe:
-        recipe = get_recipe(args.recipe)
-        name = args.name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if settings.recipe:
+        recipe = get_recipe(settings.recipe)
+        name = settings.name or f"{recipe.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         # A recipe's parts are sweeps of their own; running the recipe again continues the unfinished ones.
         return [(part.space, f"{name}-{part.name}", part) for part in recipe.parts]
     try:
-        space = get_space(args.space)
+        space = get_space(settings.space)
     except SpaceError as error:
         raise UserError(str(error)) from None
-    return [(space, args.name or f"{space.name}-{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}", None)]
+    return [(space, settings.name or f"{space.name}-{settings.dataset}-{time.strftime('%Y%m%d-%H%M%S')}", None)]
 
 
-def plans_for(args: argparse.Namespace) -> list[Plan]:
+def plans_for(settings: SweepSettings) -> list[Plan]:
     """The plan of every sweep to run (one per recipe part): what --dry-run prints and the sweep runs."""
-    return [plan(args, space, name, part) for space, name, part in sweep_parts(args)]
+    return [plan(settings, space, name, part) for space, name, part in sweep_parts(settings)]
